@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Moviola needs on Debian: the system packages for building and testing, and the
+# npm packages of the Node test client. Safe to run again; skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 ]]; then
+    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+fi
+if ((${#need_apt[@]})); then
+    echo "setup: installing ${need_apt[*]}"
+    if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) and run again" >&2
+    exit 1
+fi
+if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 && -f tests/node/package.json ]]; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,15 @@
+//! Schema migrations, the same for SQLite and PostgreSQL. One migration per file: the file
+//! name is the migration's name.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_init;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_init::Migration)]
+    }
+}

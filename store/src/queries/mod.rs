@@ -1,0 +1,6 @@
+//! Query methods on [`crate::Store`], grouped by the tables they touch.
+
+pub(crate) mod audit;
+pub(crate) mod documents;
+pub(crate) mod projects;
+pub(crate) mod users;

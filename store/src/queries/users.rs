@@ -1,0 +1,63 @@
+//! Users and their bearer tokens.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
+
+use crate::tables::{auth_token, user, UserId};
+use crate::{conflict_or, Result, Store, StoreError, User};
+
+impl Store {
+    pub async fn create_user(&self, email: &str, display_name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
+        let model = user::ActiveModel {
+            id: NotSet,
+            email: Set(email.to_owned()),
+            display_name: Set(display_name.to_owned()),
+            password_hash: Set(password_hash.to_owned()),
+            is_admin: Set(is_admin),
+            created_at: Set(now),
+        };
+        model.insert(&self.db).await.map_err(|e| conflict_or(e, "a user with this email"))
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(&self.db).await?)
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        Ok(user::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// Stores a token's hash for `user`, valid until `expires_at`.
+    pub async fn insert_token(&self, user: UserId, token_hash: &str, now: i64, expires_at: i64) -> Result<()> {
+        let model = auth_token::ActiveModel {
+            id: NotSet,
+            user_id: Set(user),
+            token_hash: Set(token_hash.to_owned()),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+        };
+        model.insert(&self.db).await.map_err(|e| conflict_or(e, "this token"))?;
+        Ok(())
+    }
+
+    /// The user a token hash belongs to, if it exists and has not expired.
+    pub async fn user_by_token_hash(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        let Some(token) = auth_token::Entity::find()
+            .filter(auth_token::Column::TokenHash.eq(token_hash))
+            .filter(auth_token::Column::ExpiresAt.gt(now))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.user_by_id(token.user_id).await
+    }
+
+    /// Revokes one token (logout).
+    pub async fn delete_token(&self, token_hash: &str) -> Result<()> {
+        let res = auth_token::Entity::delete_many().filter(auth_token::Column::TokenHash.eq(token_hash)).exec(&self.db).await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::NotFound { what: "token" });
+        }
+        Ok(())
+    }
+}
