@@ -1,0 +1,194 @@
+//! Configuration in two phases: [`RawConfig`] mirrors `config/default.toml` (embedded in the
+//! binary), an optional file and `MOVIOLA_*` environment variables; [`Config::from_raw`]
+//! validates it once into typed settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use moviola_actors::{Limits, ProjectSettings};
+use serde::Deserialize;
+
+/// The embedded defaults.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub auth: RawAuth,
+    pub limits: RawLimits,
+    pub project: RawProject,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    pub data_dir: String,
+    pub database_url: String,
+    pub database_connections: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub token_ttl_hours: u64,
+    pub min_password_length: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    pub messages_per_second: u32,
+    pub sessions_per_user: usize,
+    pub outbound_queue: usize,
+    pub heartbeat_interval_ms: u64,
+    pub client_timeout_ms: u64,
+    pub max_json_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub batch_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub compact_interval_ms: u64,
+    pub compact_after_entries: u64,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub database_connections: u32,
+    pub token_ttl: Duration,
+    pub min_password_length: usize,
+    pub limits: Limits,
+    pub max_json_bytes: usize,
+    pub project: ProjectSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config ({origin}): {message}")]
+    Invalid { origin: String, message: String },
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_owned(), message: message.into() }
+}
+
+impl RawConfig {
+    /// Defaults, then `file` (if any), then `MOVIOLA_*` variables from `env`.
+    pub fn load(file: Option<&std::path::Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<RawConfig, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| invalid("embedded defaults", e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(&path.display().to_string(), e.to_string()))?;
+            merge(&mut table, overlay);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("MOVIOLA_") else { continue };
+            let Some((section, key)) = rest.to_ascii_lowercase().split_once('_').map(|(s, k)| (s.to_owned(), k.to_owned())) else { continue };
+            let Some(toml::Value::Table(section_table)) = table.get_mut(&section) else { continue };
+            let Some(current) = section_table.get(&key) else { continue };
+            let parsed = match current {
+                toml::Value::String(_) => toml::Value::String(value),
+                toml::Value::Integer(_) => toml::Value::Integer(value.parse().map_err(|_| invalid(&name, format!("{value:?} is not an integer")))?),
+                toml::Value::Boolean(_) => toml::Value::Boolean(value.parse().map_err(|_| invalid(&name, format!("{value:?} is not true or false")))?),
+                _ => continue,
+            };
+            section_table.insert(key, parsed);
+        }
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid("merged configuration", e.to_string()))
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Config {
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| invalid("server.listen", format!("{:?} is not an address like 127.0.0.1:8080", raw.server.listen)))?;
+        let data_dir = PathBuf::from(&raw.server.data_dir);
+        let database_url = if raw.server.database_url.is_empty() {
+            format!("sqlite://{}", data_dir.join("moviola.db").display())
+        } else if raw.server.database_url.starts_with("sqlite:") || raw.server.database_url.starts_with("postgres://") || raw.server.database_url.starts_with("postgresql://") {
+            raw.server.database_url.clone()
+        } else {
+            return Err(invalid("server.database_url", "must start with sqlite:// or postgres://"));
+        };
+        let l = &raw.limits;
+        if l.max_frame_bytes < 1024 || l.max_message_bytes < l.max_frame_bytes {
+            return Err(invalid("limits", "max_frame_bytes must be at least 1024 and max_message_bytes at least max_frame_bytes"));
+        }
+        if l.messages_per_second == 0 || l.sessions_per_user == 0 || l.outbound_queue == 0 {
+            return Err(invalid("limits", "messages_per_second, sessions_per_user and outbound_queue must be positive"));
+        }
+        if l.heartbeat_interval_ms == 0 || l.client_timeout_ms <= l.heartbeat_interval_ms {
+            return Err(invalid("limits", "client_timeout_ms must exceed heartbeat_interval_ms, which must be positive"));
+        }
+        if raw.project.batch_interval_ms == 0 || raw.project.compact_interval_ms == 0 {
+            return Err(invalid("project", "batch_interval_ms and compact_interval_ms must be positive"));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            database_connections: raw.server.database_connections.max(1),
+            token_ttl: Duration::from_secs(raw.auth.token_ttl_hours * 3600),
+            min_password_length: raw.auth.min_password_length,
+            limits: Limits {
+                max_frame_bytes: l.max_frame_bytes,
+                max_message_bytes: l.max_message_bytes,
+                messages_per_second: l.messages_per_second,
+                sessions_per_user: l.sessions_per_user,
+                outbound_queue: l.outbound_queue,
+                heartbeat_interval: Duration::from_millis(l.heartbeat_interval_ms),
+                client_timeout: Duration::from_millis(l.client_timeout_ms),
+            },
+            max_json_bytes: l.max_json_bytes,
+            project: ProjectSettings {
+                batch_interval: Duration::from_millis(raw.project.batch_interval_ms),
+                idle_timeout: Duration::from_millis(raw.project.idle_timeout_ms),
+                compact_interval: Duration::from_millis(raw.project.compact_interval_ms),
+                compact_after_entries: raw.project.compact_after_entries.max(1),
+            },
+        })
+    }
+
+    /// The embedded defaults with `MOVIOLA_*` overrides from `env` and no file.
+    pub fn defaults_with_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        Config::from_raw(RawConfig::load(None, env)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_env_overrides_apply() {
+        let config = Config::defaults_with_env([("MOVIOLA_LIMITS_MESSAGES_PER_SECOND".to_owned(), "7".to_owned()), ("MOVIOLA_SERVER_LISTEN".to_owned(), "127.0.0.1:0".to_owned())]).unwrap();
+        assert_eq!(config.limits.messages_per_second, 7);
+        assert_eq!(config.listen.port(), 0);
+        assert!(config.database_url.starts_with("sqlite://"));
+        let err = Config::defaults_with_env([("MOVIOLA_LIMITS_OUTBOUND_QUEUE".to_owned(), "many".to_owned())]).unwrap_err();
+        assert!(err.to_string().contains("not an integer"), "{err}");
+    }
+}

@@ -1,0 +1,96 @@
+//! `moviola-server`: wires configuration, the store, the actor hub and the HTTP/WebSocket
+//! endpoints together. The binary (`main.rs`) only parses the command line and calls [`run`].
+//!
+//! # Crate features
+//! None yet.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+
+use std::future::Future;
+use std::net::TcpListener;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_ws::CloseCode;
+use moviola_actors::{session, Hub};
+use moviola_store::Store;
+
+pub use config::Config;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub hub: Hub,
+    pub config: Config,
+}
+
+/// Opens the store and serves HTTP and WebSocket requests on `listener` until `shutdown`
+/// resolves, then stops accepting, compacts every open project and returns.
+/// Must run inside an actix system (`actix_web::rt::System`).
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, config.database_connections).await?;
+    let peer_id = format!("moviola-{}", uuid::Uuid::new_v4().simple());
+    let hub = Hub::new(store.clone(), config.limits.clone(), config.project.clone(), peer_id);
+    let state = web::Data::new(AppState { hub: hub.clone(), config: config.clone() });
+    let max_json = config.max_json_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(max_json).error_handler(error::json_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .service(web::scope("/api/v1").configure(api::routes))
+            .route("/sync", web::get().to(sync_endpoint))
+            .route("/health", web::get().to(health))
+            .route("/", web::get().to(index))
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let server_task = actix_web::rt::spawn(server);
+    shutdown.await;
+    tracing::info!("shutting down: closing connections and compacting open projects");
+    handle.stop(true).await;
+    hub.shutdown().await;
+    let _ = server_task.await;
+    store.close().await?;
+    Ok(())
+}
+
+/// `/sync`: the automerge-repo WebSocket. The token comes as `?token=` (browsers cannot set
+/// headers on a WebSocket) or `Authorization: Bearer`.
+async fn sync_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let hub = &state.hub;
+    let authed = match auth::authenticate(&req, &state).await {
+        Ok(authed) => authed,
+        Err(err) => return session::reject(&req, payload, hub.peer_id(), &format!("authentication failed: {}", err.message), CloseCode::Policy),
+    };
+    let Some(slot) = hub.open_session(authed.user.id) else {
+        let message = format!("too many open sessions: at most {} per user; close another tab or window", hub.limits().sessions_per_user);
+        return session::reject(&req, payload, hub.peer_id(), &message, CloseCode::Policy);
+    };
+    session::start(&req, payload, hub.clone(), authed.user.id, slot)
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.hub.store().ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "open_projects": state.hub.n_running_projects() })),
+        Err(err) => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "degraded", "error": err.to_string() })),
+    }
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(concat!(
+        "<!doctype html><meta charset=utf-8><title>Moviola</title>",
+        "<h1>Moviola</h1><p>The collaborative video studio server is running.</p>",
+        "<p>HTTP API under <code>/api/v1</code>, live timeline sync on <code>/sync</code> ",
+        "(automerge-repo protocol). See <code>docs/protocol.md</code>.</p>"
+    ))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}
