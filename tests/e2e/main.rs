@@ -1,0 +1,15 @@
+//! End-to-end tests: the real `moviola` binary on `127.0.0.1:0`, real WebSocket clients.
+
+mod api;
+mod bad_input;
+mod crash;
+mod node;
+mod sync;
+
+use moviola_crdt::timeline::TrackKind;
+use moviola_crdt::EditOp;
+
+/// A small, valid edit with a unique id.
+pub(crate) fn add_track(id: &str) -> EditOp {
+    EditOp::AddTrack { id: id.to_owned(), kind: TrackKind::Video, name: id.to_owned(), after: None }
+}
