@@ -144,11 +144,20 @@ impl ProjectActor {
                     continue;
                 }
             };
-            if !peer.role.can_edit() && !message.changes.is_empty() && message.heads.iter().any(|h| self.doc.get_change_by_hash(h).is_none()) && !peer.told_read_only {
-                peer.told_read_only = true;
-                let text = format!("your role in this project is {}: your changes to document {} were refused and are neither stored nor shared", peer.role.as_str(), self.doc_id);
-                let peer = &self.peers[&conn];
-                self.send_error(peer, text);
+            let mut message = message;
+            if !peer.role.can_edit() {
+                // A viewer holding changes we lack has edited locally. Refuse them: drop the
+                // changes and pretend its heads are the ones we know, so the exchange settles
+                // instead of asking for those changes forever.
+                let before = message.heads.len();
+                message.heads.retain(|h| self.doc.get_change_by_hash(h).is_some());
+                message.changes = sync::ChunkList::empty();
+                if message.heads.len() != before && !peer.told_read_only {
+                    peer.told_read_only = true;
+                    let text = format!("your role in this project is {}: your changes to document {} were refused and are neither stored nor shared", peer.role.as_str(), self.doc_id);
+                    let peer = &self.peers[&conn];
+                    self.send_error(peer, text);
+                }
             }
             let peer = self.peers.get_mut(&conn).expect("peer present");
             peer.syncing = true;

@@ -1,6 +1,8 @@
 // Usage: node sync.mjs WS_URL AUTOMERGE_URL
 // Opens the document with the official automerge-repo client, checks what the server sent,
 // edits it (title and a new track, as a browser would) and waits for the server to have it.
+// Strings Moviola writes are automerge scalar strings, which automerge 3 returns as
+// ImmutableString objects: compare them with String(value).
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 
@@ -11,7 +13,7 @@ setTimeout(() => fail("timed out"), 20000);
 
 const handle = await repo.find(docUrl);
 const doc = handle.doc();
-const sawRustTrack = Object.values(doc.tracks).some((t) => t.name === "from-rust");
+const sawRustTrack = Object.values(doc.tracks).some((t) => String(t.name) === "from-rust");
 const title = doc.title;
 handle.change((d) => {
   d.title = "renamed by node";
