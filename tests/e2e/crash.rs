@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use automerge::ReadDoc;
+use automerge::ReadDoc as _;
 use moviola_tests::http::{create_project, register};
 use moviola_tests::{SyncClient, TestServer};
 
@@ -35,9 +35,8 @@ async fn acknowledged_edits_survive_kill_9() {
         }
     }
     let acked_doc = client.doc.fork_at(&acked_heads).expect("acknowledged heads are in the client's document");
-    let n_acked = acked_doc.length(automerge::ROOT).max(1);
     let acked_tracks = moviola_crdt::Timeline::read(&acked_doc).tracks.len();
-    assert!(acked_tracks >= 50, "only {acked_tracks} of {n_sent} edits were acknowledged before the kill ({n_acked})");
+    assert!(acked_tracks >= 50, "only {acked_tracks} of {n_sent} edits were acknowledged before the kill");
 
     server.restart();
     let mut fresh = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
