@@ -334,4 +334,25 @@ mod tests {
         let deep: Vec<u8> = std::iter::repeat_n(0x81, 10_000).chain([0x00]).collect();
         assert!(Message::decode(&deep).is_err());
     }
+
+    #[test]
+    fn random_and_mutated_frames_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let valid = Message::Sync { sender_id: "a".into(), target_id: "b".into(), document_id: DocumentId::random(), data: vec![0x42; 40] }.encode();
+        for _ in 0..20_000 {
+            let frame: Vec<u8> = if rng.random_bool(0.5) {
+                (0..rng.random_range(0..64)).map(|_| rng.random()).collect()
+            } else {
+                let mut f = valid.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let idx = rng.random_range(0..f.len());
+                    f[idx] = rng.random();
+                }
+                f.truncate(rng.random_range(1..=f.len()));
+                f
+            };
+            let _ = Message::decode(&frame);
+        }
+    }
 }
