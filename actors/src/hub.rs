@@ -46,7 +46,16 @@ impl Drop for SessionSlot {
 
 impl Hub {
     pub fn new(store: Store, limits: Limits, project_settings: ProjectSettings, peer_id: String) -> Hub {
-        Hub { inner: Arc::new(HubInner { store, limits, project_settings, peer_id, projects: Mutex::default(), sessions: Mutex::default() }) }
+        Hub {
+            inner: Arc::new(HubInner {
+                store,
+                limits,
+                project_settings,
+                peer_id,
+                projects: Mutex::default(),
+                sessions: Mutex::default(),
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {

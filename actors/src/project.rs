@@ -89,7 +89,12 @@ impl ProjectActor {
     }
 
     fn send_error(&self, peer: &Peer, message: String) {
-        let frame = wire::Message::Error { sender_id: Some(self.hub.peer_id().to_owned()), target_id: Some(peer.peer_id.clone()), message }.encode();
+        let frame = wire::Message::Error {
+            sender_id: Some(self.hub.peer_id().to_owned()),
+            target_id: Some(peer.peer_id.clone()),
+            message,
+        }
+        .encode();
         peer.outbox.send(frame);
     }
 
@@ -98,21 +103,28 @@ impl ProjectActor {
         let store = self.hub.store().clone();
         let project = self.project;
         ctx.wait(
-            async move { store.load_document(project).await }.into_actor(self).map(|res, act, ctx| match res.map_err(|e| e.to_string()).and_then(|stored| rebuild(&stored).map(|doc| (doc, stored))) {
-                Ok((doc, stored)) => {
-                    act.doc = doc;
-                    act.last_seq = stored.changes.last().map_or(stored.upto_seq, |(seq, _)| *seq);
-                    act.entries_since_compaction = stored.changes.len() as u64;
-                    act.phase = Phase::Ready;
-                    tracing::debug!(project = %act.project, entries = stored.changes.len(), "project loaded");
-                }
-                Err(err) => {
-                    tracing::error!(project = %act.project, %err, "cannot load project document");
-                    act.phase = Phase::Failed(err);
-                    act.hub.deregister(act.project, &ctx.address());
-                    ctx.stop();
-                }
-            }),
+            async move { store.load_document(project).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    match res
+                        .map_err(|e| e.to_string())
+                        .and_then(|stored| rebuild(&stored).map(|doc| (doc, stored)))
+                    {
+                        Ok((doc, stored)) => {
+                            act.doc = doc;
+                            act.last_seq = stored.changes.last().map_or(stored.upto_seq, |(seq, _)| *seq);
+                            act.entries_since_compaction = stored.changes.len() as u64;
+                            act.phase = Phase::Ready;
+                            tracing::debug!(project = %act.project, entries = stored.changes.len(), "project loaded");
+                        }
+                        Err(err) => {
+                            tracing::error!(project = %act.project, %err, "cannot load project document");
+                            act.phase = Phase::Failed(err);
+                            act.hub.deregister(act.project, &ctx.address());
+                            ctx.stop();
+                        }
+                    }
+                }),
         );
     }
 
@@ -138,7 +150,10 @@ impl ProjectActor {
             let message = match sync::Message::decode(&data) {
                 Ok(m) => m,
                 Err(err) => {
-                    let text = format!("sync data for document {} is not an automerge sync message ({err}); nothing was changed", self.doc_id);
+                    let text = format!(
+                        "sync data for document {} is not an automerge sync message ({err}); nothing was changed",
+                        self.doc_id
+                    );
                     let peer = &self.peers[&conn];
                     self.send_error(peer, text);
                     continue;
@@ -154,7 +169,11 @@ impl ProjectActor {
                 message.changes = sync::ChunkList::empty();
                 if message.heads.len() != before && !peer.told_read_only {
                     peer.told_read_only = true;
-                    let text = format!("your role in this project is {}: your changes to document {} were refused and are neither stored nor shared", peer.role.as_str(), self.doc_id);
+                    let text = format!(
+                        "your role in this project is {}: your changes to document {} were refused and are neither stored nor shared",
+                        peer.role.as_str(),
+                        self.doc_id
+                    );
                     let peer = &self.peers[&conn];
                     self.send_error(peer, text);
                 }
@@ -162,7 +181,10 @@ impl ProjectActor {
             let peer = self.peers.get_mut(&conn).expect("peer present");
             peer.syncing = true;
             if let Err(err) = self.doc.receive_sync_message(&mut peer.state, message) {
-                let text = format!("sync message for document {} could not be applied ({err}); nothing was changed", self.doc_id);
+                let text = format!(
+                    "sync message for document {} could not be applied ({err}); nothing was changed",
+                    self.doc_id
+                );
                 peer.state = sync::State::new();
                 peer.state.set_read_only(!peer.role.can_edit());
                 let peer = &self.peers[&conn];
@@ -178,30 +200,37 @@ impl ProjectActor {
         let delta = self.doc.save_after(&heads_before);
         let store = self.hub.store().clone();
         let project = self.project;
-        ctx.wait(async move { store.append_changes(project, delta, now_ms()).await }.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(seq) => {
-                act.last_seq = seq;
-                act.entries_since_compaction += 1;
-                act.flush();
-                if act.entries_since_compaction >= act.settings.compact_after_entries {
-                    act.compact(ctx);
-                }
-            }
-            Err(err) => {
-                tracing::error!(project = %act.project, %err, "journal append failed; reloading the document");
-                for conn in &senders {
-                    if let Some(peer) = act.peers.get(conn) {
-                        act.send_error(peer, format!("the server could not save your changes ({err}); they were not accepted, please retry"));
+        ctx.wait(
+            async move { store.append_changes(project, delta, now_ms()).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(seq) => {
+                        act.last_seq = seq;
+                        act.entries_since_compaction += 1;
+                        act.flush();
+                        if act.entries_since_compaction >= act.settings.compact_after_entries {
+                            act.compact(ctx);
+                        }
                     }
-                }
-                for peer in act.peers.values_mut() {
-                    peer.state = sync::State::new();
-                    peer.state.set_read_only(!peer.role.can_edit());
-                }
-                act.phase = Phase::Loading;
-                act.load(ctx);
-            }
-        }));
+                    Err(err) => {
+                        tracing::error!(project = %act.project, %err, "journal append failed; reloading the document");
+                        for conn in &senders {
+                            if let Some(peer) = act.peers.get(conn) {
+                                act.send_error(
+                                    peer,
+                                    format!("the server could not save your changes ({err}); they were not accepted, please retry"),
+                                );
+                            }
+                        }
+                        for peer in act.peers.values_mut() {
+                            peer.state = sync::State::new();
+                            peer.state.set_read_only(!peer.role.can_edit());
+                        }
+                        act.phase = Phase::Loading;
+                        act.load(ctx);
+                    }
+                }),
+        );
     }
 
     /// Generates and sends one sync message to every peer that needs one.
@@ -209,7 +238,13 @@ impl ProjectActor {
         let server = self.hub.peer_id().to_owned();
         for peer in self.peers.values_mut().filter(|p| p.syncing) {
             if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
-                let frame = wire::Message::Sync { sender_id: server.clone(), target_id: peer.peer_id.clone(), document_id: self.doc_id.clone(), data: message.encode() }.encode();
+                let frame = wire::Message::Sync {
+                    sender_id: server.clone(),
+                    target_id: peer.peer_id.clone(),
+                    document_id: self.doc_id.clone(),
+                    data: message.encode(),
+                }
+                .encode();
                 peer.outbox.send(frame);
             }
         }
@@ -232,12 +267,16 @@ impl ProjectActor {
         let project = self.project;
         let n_entries = self.entries_since_compaction;
         self.entries_since_compaction = 0;
-        Some(async move { store.compact_document(project, data, upto, now_ms()).await }.into_actor(self).map(move |res, act: &mut Self, _| {
-            if let Err(err) = res {
-                tracing::warn!(project = %act.project, %err, "compaction failed; the journal is kept");
-                act.entries_since_compaction += n_entries;
-            }
-        }))
+        Some(
+            async move { store.compact_document(project, data, upto, now_ms()).await }
+                .into_actor(self)
+                .map(move |res, act: &mut Self, _| {
+                    if let Err(err) = res {
+                        tracing::warn!(project = %act.project, %err, "compaction failed; the journal is kept");
+                        act.entries_since_compaction += n_entries;
+                    }
+                }),
+        )
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -261,7 +300,8 @@ impl ProjectActor {
 fn rebuild(stored: &StoredDocument) -> Result<Automerge, String> {
     let mut doc = Automerge::load(&stored.snapshot).map_err(|e| format!("snapshot is corrupt: {e}"))?;
     for (seq, data) in &stored.changes {
-        doc.load_incremental(data).map_err(|e| format!("journal entry {seq} is corrupt: {e}"))?;
+        doc.load_incremental(data)
+            .map_err(|e| format!("journal entry {seq} is corrupt: {e}"))?;
     }
     Ok(doc)
 }
@@ -289,7 +329,7 @@ pub enum JoinRefused {
 
 /// Sent by a [`crate::session::SessionActor`] the first time its peer asks for this project's
 /// document.
-#[derive(Message)]
+#[derive(Clone, Message)]
 #[rtype(result = "Result<(), JoinRefused>")]
 pub struct Join {
     pub conn: u64,
@@ -311,7 +351,18 @@ impl Handler<Join> for ProjectActor {
         let mut state = sync::State::new();
         // A viewer's sync state is read-only: automerge ignores any changes it sends.
         state.set_read_only(!msg.role.can_edit());
-        self.peers.insert(msg.conn, Peer { peer_id: msg.peer_id, user: msg.user, role: msg.role, outbox: msg.outbox, state, syncing: false, told_read_only: false });
+        self.peers.insert(
+            msg.conn,
+            Peer {
+                peer_id: msg.peer_id,
+                user: msg.user,
+                role: msg.role,
+                outbox: msg.outbox,
+                state,
+                syncing: false,
+                told_read_only: false,
+            },
+        );
         self.idle_since = None;
         Ok(())
     }
@@ -348,7 +399,10 @@ impl Handler<SyncIn> for ProjectActor {
 
     fn handle(&mut self, msg: SyncIn, ctx: &mut Context<Self>) {
         if self.peers.contains_key(&msg.conn) {
-            self.pending.push(PendingSync { conn: msg.conn, data: msg.data });
+            self.pending.push(PendingSync {
+                conn: msg.conn,
+                data: msg.data,
+            });
             self.schedule_tick(ctx);
         }
     }
@@ -373,7 +427,10 @@ impl Handler<EphemeralIn> for ProjectActor {
             return;
         }
         // Clients re-forward what they receive; only the first copy of each count is relayed.
-        let seen = self.ephemeral_seen.entry((msg.sender_id.clone(), msg.session_id.clone())).or_insert(0);
+        let seen = self
+            .ephemeral_seen
+            .entry((msg.sender_id.clone(), msg.session_id.clone()))
+            .or_insert(0);
         if msg.count <= *seen {
             return;
         }
@@ -422,7 +479,14 @@ impl Handler<MemberChanged> for ProjectActor {
                     true
                 }
                 None => {
-                    peer.outbox.send(wire::Message::DocUnavailable { sender_id: server.clone(), target_id: peer.peer_id.clone(), document_id: doc_id.clone() }.encode());
+                    peer.outbox.send(
+                        wire::Message::DocUnavailable {
+                            sender_id: server.clone(),
+                            target_id: peer.peer_id.clone(),
+                            document_id: doc_id.clone(),
+                        }
+                        .encode(),
+                    );
                     false
                 }
             }
@@ -440,7 +504,14 @@ impl Handler<ProjectDeleted> for ProjectActor {
 
     fn handle(&mut self, _: ProjectDeleted, ctx: &mut Context<Self>) {
         for peer in self.peers.values() {
-            peer.outbox.send(wire::Message::DocUnavailable { sender_id: self.hub.peer_id().to_owned(), target_id: peer.peer_id.clone(), document_id: self.doc_id.clone() }.encode());
+            peer.outbox.send(
+                wire::Message::DocUnavailable {
+                    sender_id: self.hub.peer_id().to_owned(),
+                    target_id: peer.peer_id.clone(),
+                    document_id: self.doc_id.clone(),
+                }
+                .encode(),
+            );
         }
         self.peers.clear();
         self.hub.deregister(self.project, &ctx.address());

@@ -7,16 +7,16 @@
 //! allowed to grow the server's memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use moviola_crdt::wire::{self, DecodeError, DocumentId, PeerMetadata};
 use moviola_store::{Role, UserId};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 
 use crate::hub::{Hub, SessionSlot};
 use crate::project::{EphemeralIn, Join, JoinRefused, Leave, ProjectActor, SyncIn};
@@ -100,13 +100,29 @@ fn spawn_writer(mut session: actix_ws::Session, capacity: usize) -> Outbox {
 /// Accepts the upgrade, sends one `error` message and closes. Used for a missing or bad
 /// token: refusing the HTTP upgrade itself makes the Node client throw an uncaught exception,
 /// while an `error` message is shown and the client can retry later.
-pub fn reject(req: &HttpRequest, payload: web::Payload, server_peer_id: &str, message: &str, code: CloseCode) -> actix_web::Result<HttpResponse> {
+pub fn reject(
+    req: &HttpRequest,
+    payload: web::Payload,
+    server_peer_id: &str,
+    message: &str,
+    code: CloseCode,
+) -> actix_web::Result<HttpResponse> {
     let (response, mut session, _stream) = actix_ws::handle(req, payload)?;
-    let frame = wire::Message::Error { sender_id: Some(server_peer_id.to_owned()), target_id: None, message: message.to_owned() }.encode();
+    let frame = wire::Message::Error {
+        sender_id: Some(server_peer_id.to_owned()),
+        target_id: None,
+        message: message.to_owned(),
+    }
+    .encode();
     let description = message.chars().take(120).collect::<String>();
     actix_web::rt::spawn(async move {
         let _ = session.binary(frame).await;
-        let _ = session.close(Some(CloseReason { code, description: Some(description) })).await;
+        let _ = session
+            .close(Some(CloseReason {
+                code,
+                description: Some(description),
+            }))
+            .await;
     });
     Ok(response)
 }
@@ -115,7 +131,10 @@ pub fn reject(req: &HttpRequest, payload: web::Payload, server_peer_id: &str, me
 pub fn start(req: &HttpRequest, payload: web::Payload, hub: Hub, user: UserId, slot: SessionSlot) -> actix_web::Result<HttpResponse> {
     let limits = hub.limits().clone();
     let (response, session, stream) = actix_ws::handle(req, payload)?;
-    let stream = stream.max_frame_size(limits.max_frame_bytes).aggregate_continuations().max_continuation_size(limits.max_message_bytes);
+    let stream = stream
+        .max_frame_size(limits.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_message_bytes);
     let outbox = spawn_writer(session, limits.outbound_queue);
     SessionActor::create(move |ctx| {
         ctx.add_stream(stream);
@@ -145,7 +164,11 @@ struct TokenBucket {
 impl TokenBucket {
     fn new(rate: u32) -> Self {
         let rate = f64::from(rate.max(1));
-        TokenBucket { rate, tokens: 2.0 * rate, at: Instant::now() }
+        TokenBucket {
+            rate,
+            tokens: 2.0 * rate,
+            at: Instant::now(),
+        }
     }
 
     fn take(&mut self) -> bool {
@@ -186,11 +209,18 @@ impl SessionActor {
     }
 
     fn send_error(&self, message: impl Into<String>) {
-        self.send(wire::Message::Error { sender_id: Some(self.hub.peer_id().to_owned()), target_id: self.peer_id.clone(), message: message.into() });
+        self.send(wire::Message::Error {
+            sender_id: Some(self.hub.peer_id().to_owned()),
+            target_id: self.peer_id.clone(),
+            message: message.into(),
+        });
     }
 
     fn close(&self, code: CloseCode, description: &str) {
-        self.outbox.push(Outgoing::Close(CloseReason { code, description: Some(description.to_owned()) }));
+        self.outbox.push(Outgoing::Close(CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        }));
     }
 
     fn handle_frame(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
@@ -198,7 +228,10 @@ impl SessionActor {
             // Report at most once a second, so a flood does not turn into a flood of errors.
             if self.last_throttle_error.is_none_or(|t| t.elapsed().as_secs() >= 1) {
                 self.last_throttle_error = Some(Instant::now());
-                self.send_error(format!("rate limit exceeded: at most {} messages per second; messages past the limit were dropped", self.hub.limits().messages_per_second));
+                self.send_error(format!(
+                    "rate limit exceeded: at most {} messages per second; messages past the limit were dropped",
+                    self.hub.limits().messages_per_second
+                ));
             }
             return;
         }
@@ -214,7 +247,11 @@ impl SessionActor {
             }
         };
         match msg {
-            wire::Message::Join { sender_id, supported_protocol_versions, .. } => {
+            wire::Message::Join {
+                sender_id,
+                supported_protocol_versions,
+                ..
+            } => {
                 if supported_protocol_versions.is_some_and(|v| !v.iter().any(|v| v == wire::PROTOCOL_VERSION)) {
                     self.send_error("unsupported protocol version: this server speaks version 1");
                     self.close(CloseCode::Protocol, "unsupported protocol version");
@@ -224,7 +261,10 @@ impl SessionActor {
                 self.send(wire::Message::Peer {
                     sender_id: self.hub.peer_id().to_owned(),
                     target_id: sender_id,
-                    peer_metadata: PeerMetadata { storage_id: None, is_ephemeral: Some(false) },
+                    peer_metadata: PeerMetadata {
+                        storage_id: None,
+                        is_ephemeral: Some(false),
+                    },
                     selected_protocol_version: wire::PROTOCOL_VERSION.to_owned(),
                 });
             }
@@ -232,8 +272,25 @@ impl SessionActor {
             wire::Message::Request { document_id, data, .. } | wire::Message::Sync { document_id, data, .. } => {
                 self.route(document_id, Routed::Sync(data), ctx, true);
             }
-            wire::Message::Ephemeral { sender_id, document_id, count, session_id, data, .. } => {
-                self.route(document_id, Routed::Ephemeral { sender_id, session_id, count, data }, ctx, true);
+            wire::Message::Ephemeral {
+                sender_id,
+                document_id,
+                count,
+                session_id,
+                data,
+                ..
+            } => {
+                self.route(
+                    document_id,
+                    Routed::Ephemeral {
+                        sender_id,
+                        session_id,
+                        count,
+                        data,
+                    },
+                    ctx,
+                    true,
+                );
             }
             // No other server shares our storage, so there are no remote heads to gossip.
             wire::Message::RemoteSubscriptionChange { .. } | wire::Message::RemoteHeadsChanged { .. } | wire::Message::Leave { .. } => {}
@@ -251,11 +308,30 @@ impl SessionActor {
                         SendError::Full(m) => (true, Routed::Sync(m.data)),
                         SendError::Closed(m) => (false, Routed::Sync(m.data)),
                     }),
-                    Routed::Ephemeral { sender_id, session_id, count, data } => {
-                        addr.try_send(EphemeralIn { conn: self.conn, sender_id, session_id, count, data }).map_err(|e| match e {
-                            SendError::Full(m) | SendError::Closed(m) => (false, Routed::Ephemeral { sender_id: m.sender_id, session_id: m.session_id, count: m.count, data: m.data }),
+                    Routed::Ephemeral {
+                        sender_id,
+                        session_id,
+                        count,
+                        data,
+                    } => addr
+                        .try_send(EphemeralIn {
+                            conn: self.conn,
+                            sender_id,
+                            session_id,
+                            count,
+                            data,
                         })
-                    }
+                        .map_err(|e| match e {
+                            SendError::Full(m) | SendError::Closed(m) => (
+                                false,
+                                Routed::Ephemeral {
+                                    sender_id: m.sender_id,
+                                    session_id: m.session_id,
+                                    count: m.count,
+                                    data: m.data,
+                                },
+                            ),
+                        }),
                 };
                 match res {
                     Ok(()) => {}
@@ -275,7 +351,11 @@ impl SessionActor {
     }
 
     fn send_unavailable(&self, document_id: DocumentId) {
-        self.send(wire::Message::DocUnavailable { sender_id: self.hub.peer_id().to_owned(), target_id: self.peer_id.clone().unwrap_or_default(), document_id });
+        self.send(wire::Message::DocUnavailable {
+            sender_id: self.hub.peer_id().to_owned(),
+            target_id: self.peer_id.clone().unwrap_or_default(),
+            document_id,
+        });
     }
 
     /// Looks up the document's project and the user's role, joins the project actor, then
@@ -283,11 +363,26 @@ impl SessionActor {
     fn resolve(&mut self, doc: DocumentId, routed: Routed, ctx: &mut Context<Self>) {
         let hub = self.hub.clone();
         let user = self.user;
-        let join = Join { conn: self.conn, peer_id: self.peer_id.clone().unwrap_or_default(), user, role: Role::Viewer, outbox: self.outbox.clone() };
+        let join = Join {
+            conn: self.conn,
+            peer_id: self.peer_id.clone().unwrap_or_default(),
+            user,
+            role: Role::Viewer,
+            outbox: self.outbox.clone(),
+        };
         let doc_for_lookup = doc.clone();
         let fut = async move {
-            let Some(project) = hub.store().project_by_doc_id(doc_for_lookup.as_str()).await.map_err(|e| e.to_string())? else { return Ok(None) };
-            let Some(role) = hub.store().role_of(project.id, user).await.map_err(|e| e.to_string())? else { return Ok(None) };
+            let Some(project) = hub
+                .store()
+                .project_by_doc_id(doc_for_lookup.as_str())
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            let Some(role) = hub.store().role_of(project.id, user).await.map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
             for _ in 0..3 {
                 let addr = hub.project(project.id, doc_for_lookup.clone());
                 match addr.send(Join { role, ..join.clone() }).await {
@@ -298,33 +393,35 @@ impl SessionActor {
             }
             Err("the project could not be opened; retry shortly".to_owned())
         };
-        ctx.wait(fut.into_actor(self).map(move |res: Result<Option<Addr<ProjectActor>>, String>, act, ctx| match res {
-            Ok(Some(addr)) => {
-                act.docs.insert(doc.clone(), DocAccess::Joined { addr });
-                act.route(doc, routed, ctx, false);
-            }
-            Ok(None) => {
-                // Unknown document or not a member: indistinguishable on purpose.
-                act.docs.insert(doc.clone(), DocAccess::Unavailable);
-                act.send_unavailable(doc);
-            }
-            Err(reason) => {
-                act.send_error(format!("document {doc} is unavailable: {reason}"));
-                act.send_unavailable(doc);
-            }
-        }));
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |res: Result<Option<Addr<ProjectActor>>, String>, act, ctx| match res {
+                    Ok(Some(addr)) => {
+                        act.docs.insert(doc.clone(), DocAccess::Joined { addr });
+                        act.route(doc, routed, ctx, false);
+                    }
+                    Ok(None) => {
+                        // Unknown document or not a member: indistinguishable on purpose.
+                        act.docs.insert(doc.clone(), DocAccess::Unavailable);
+                        act.send_unavailable(doc);
+                    }
+                    Err(reason) => {
+                        act.send_error(format!("document {doc} is unavailable: {reason}"));
+                        act.send_unavailable(doc);
+                    }
+                }),
+        );
     }
 }
 
 enum Routed {
     Sync(Vec<u8>),
-    Ephemeral { sender_id: String, session_id: String, count: u64, data: Vec<u8> },
-}
-
-impl Clone for Join {
-    fn clone(&self) -> Self {
-        Join { conn: self.conn, peer_id: self.peer_id.clone(), user: self.user, role: self.role, outbox: self.outbox.clone() }
-    }
+    Ephemeral {
+        sender_id: String,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+    },
 }
 
 impl Actor for SessionActor {
@@ -361,7 +458,9 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
         self.last_seen = Instant::now();
         match item {
             Ok(AggregatedMessage::Binary(bytes)) => self.handle_frame(&bytes, ctx),
-            Ok(AggregatedMessage::Text(_)) => self.send_error("text frames are not part of the protocol: send each message as one binary CBOR frame"),
+            Ok(AggregatedMessage::Text(_)) => {
+                self.send_error("text frames are not part of the protocol: send each message as one binary CBOR frame")
+            }
             Ok(AggregatedMessage::Ping(data)) => {
                 self.outbox.push(Outgoing::Pong(data.to_vec()));
             }
@@ -370,7 +469,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SessionActor {
             Err(err) => {
                 let limits = self.hub.limits();
                 let message = match err {
-                    ProtocolError::Overflow => format!("frame too large: the limit is {} bytes per frame and {} bytes per message", limits.max_frame_bytes, limits.max_message_bytes),
+                    ProtocolError::Overflow => format!(
+                        "frame too large: the limit is {} bytes per frame and {} bytes per message",
+                        limits.max_frame_bytes, limits.max_message_bytes
+                    ),
                     other => format!("WebSocket protocol error: {other}"),
                 };
                 tracing::info!(conn = self.conn, %message, "closing session");

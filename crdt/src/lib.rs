@@ -18,6 +18,6 @@ pub mod time;
 pub mod timeline;
 pub mod wire;
 
-pub use ops::{apply, apply_and_commit, EditError, EditOp};
-pub use schema::{new_document, Settings};
+pub use ops::{EditError, EditOp, apply, apply_and_commit};
+pub use schema::{Settings, new_document};
 pub use timeline::{Issue, Timeline};

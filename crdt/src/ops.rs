@@ -7,7 +7,7 @@
 //! [`crate::Timeline::validate`].
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, ScalarValue, ROOT};
+use automerge::{ObjId, ObjType, ROOT, ScalarValue};
 
 use crate::order::key_between;
 use crate::schema::{self, get_map, get_str};
@@ -17,33 +17,108 @@ use crate::timeline::{Timeline, TrackKind, Transition};
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum EditOp {
-    SetTitle { title: String },
+    SetTitle {
+        title: String,
+    },
     /// Adds a track after `after` (or at the top when absent).
-    AddTrack { id: String, kind: TrackKind, name: String, #[serde(default)] after: Option<String> },
-    RenameTrack { id: String, name: String },
+    AddTrack {
+        id: String,
+        kind: TrackKind,
+        name: String,
+        #[serde(default)]
+        after: Option<String>,
+    },
+    RenameTrack {
+        id: String,
+        name: String,
+    },
     /// Moves a track so it sits directly before `before` (or last when absent).
-    ReorderTrack { id: String, #[serde(default)] before: Option<String> },
-    SetTrackFlags { id: String, #[serde(default)] muted: Option<bool>, #[serde(default)] locked: Option<bool> },
+    ReorderTrack {
+        id: String,
+        #[serde(default)]
+        before: Option<String>,
+    },
+    SetTrackFlags {
+        id: String,
+        #[serde(default)]
+        muted: Option<bool>,
+        #[serde(default)]
+        locked: Option<bool>,
+    },
     /// Removes a track and every clip on it.
-    RemoveTrack { id: String },
-    InsertClip { id: String, track: String, asset: String, source_in: i64, source_out: i64, start: i64 },
+    RemoveTrack {
+        id: String,
+    },
+    InsertClip {
+        id: String,
+        track: String,
+        asset: String,
+        source_in: i64,
+        source_out: i64,
+        start: i64,
+    },
     /// Moves a clip to `start`, on `track` if given (the clip keeps its id and any concurrent
     /// edits to it).
-    MoveClip { id: String, start: i64, #[serde(default)] track: Option<String> },
+    MoveClip {
+        id: String,
+        start: i64,
+        #[serde(default)]
+        track: Option<String>,
+    },
     /// Sets the source range; trimming the head moves the clip's start by the same amount so
     /// the rest of the clip stays where it was.
-    TrimClip { id: String, source_in: i64, source_out: i64 },
+    TrimClip {
+        id: String,
+        source_in: i64,
+        source_out: i64,
+    },
     /// Splits a clip at timeline time `at`; the right part gets `new_id`.
-    SplitClip { id: String, at: i64, new_id: String },
-    RemoveClip { id: String },
+    SplitClip {
+        id: String,
+        at: i64,
+        new_id: String,
+    },
+    RemoveClip {
+        id: String,
+    },
     /// Removes a clip and pulls every later clip on its track left by its length.
-    RippleDeleteClip { id: String },
-    SetSpeed { id: String, num: i64, den: i64 },
-    SetVolume { id: String, volume: f64 },
-    SetTransition { clip: String, #[serde(default)] transition: Option<Transition> },
-    AddMarker { id: String, time: i64, label: String, #[serde(default)] color: String },
-    RemoveMarker { id: String },
-    AddComment { id: String, author: String, text: String, start: i64, #[serde(default)] end: Option<i64>, #[serde(default)] created_at: i64 },
+    RippleDeleteClip {
+        id: String,
+    },
+    SetSpeed {
+        id: String,
+        num: i64,
+        den: i64,
+    },
+    SetVolume {
+        id: String,
+        volume: f64,
+    },
+    SetTransition {
+        clip: String,
+        #[serde(default)]
+        transition: Option<Transition>,
+    },
+    AddMarker {
+        id: String,
+        time: i64,
+        label: String,
+        #[serde(default)]
+        color: String,
+    },
+    RemoveMarker {
+        id: String,
+    },
+    AddComment {
+        id: String,
+        author: String,
+        text: String,
+        start: i64,
+        #[serde(default)]
+        end: Option<i64>,
+        #[serde(default)]
+        created_at: i64,
+    },
 }
 
 /// Why an edit was not made.
@@ -93,7 +168,9 @@ fn clip_track<T: Transactable>(tx: &T, clip: &ObjId) -> Result<String, EditError
 
 fn check_range(source_in: i64, source_out: i64) -> Result<(), EditError> {
     if source_in < 0 || source_out <= source_in {
-        return Err(EditError::InvalidRange("source_out must be greater than source_in, and both at least 0"));
+        return Err(EditError::InvalidRange(
+            "source_out must be greater than source_in, and both at least 0",
+        ));
     }
     Ok(())
 }
@@ -110,12 +187,21 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
         EditOp::AddTrack { id, kind, name, after } => {
             let tracks = container(tx, schema::KEY_TRACKS)?;
             if get_map(tx, &tracks, id).is_some() {
-                return Err(EditError::Exists { what: "track", id: id.clone() });
+                return Err(EditError::Exists {
+                    what: "track",
+                    id: id.clone(),
+                });
             }
             let (lower, upper) = match after {
                 Some(after) => {
-                    let pos = view.tracks.iter().position(|t| &t.id == after).ok_or_else(|| EditError::NotFound { what: "track", id: after.clone() })?;
-                    (Some(view.tracks[pos].order.as_str()), view.tracks.get(pos + 1).map(|t| t.order.as_str()))
+                    let pos = view.tracks.iter().position(|t| &t.id == after).ok_or_else(|| EditError::NotFound {
+                        what: "track",
+                        id: after.clone(),
+                    })?;
+                    (
+                        Some(view.tracks[pos].order.as_str()),
+                        view.tracks.get(pos + 1).map(|t| t.order.as_str()),
+                    )
                 }
                 None => (view.tracks.last().map(|t| t.order.as_str()), None),
             };
@@ -136,8 +222,14 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             let others: Vec<_> = view.tracks.iter().filter(|t| &t.id != id).collect();
             let (lower, upper) = match before {
                 Some(before) => {
-                    let pos = others.iter().position(|t| &t.id == before).ok_or_else(|| EditError::NotFound { what: "track", id: before.clone() })?;
-                    (pos.checked_sub(1).map(|p| others[p].order.as_str()), Some(others[pos].order.as_str()))
+                    let pos = others.iter().position(|t| &t.id == before).ok_or_else(|| EditError::NotFound {
+                        what: "track",
+                        id: before.clone(),
+                    })?;
+                    (
+                        pos.checked_sub(1).map(|p| others[p].order.as_str()),
+                        Some(others[pos].order.as_str()),
+                    )
                 }
                 None => (others.last().map(|t| t.order.as_str()), None),
             };
@@ -156,13 +248,23 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             let tracks = container(tx, schema::KEY_TRACKS)?;
             check_unlocked(tx, id)?;
             let clips = container(tx, schema::KEY_CLIPS)?;
-            let on_track: Vec<String> = view.track(id).map(|t| t.clips.iter().map(|c| c.id.clone()).collect()).unwrap_or_default();
+            let on_track: Vec<String> = view
+                .track(id)
+                .map(|t| t.clips.iter().map(|c| c.id.clone()).collect())
+                .unwrap_or_default();
             for clip in on_track {
                 tx.delete(&clips, clip.as_str())?;
             }
             tx.delete(&tracks, id.as_str())?;
         }
-        EditOp::InsertClip { id, track, asset, source_in, source_out, start } => {
+        EditOp::InsertClip {
+            id,
+            track,
+            asset,
+            source_in,
+            source_out,
+            start,
+        } => {
             check_unlocked(tx, track)?;
             check_range(*source_in, *source_out)?;
             if *start < 0 {
@@ -170,7 +272,10 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             }
             let clips = container(tx, schema::KEY_CLIPS)?;
             if get_map(tx, &clips, id).is_some() {
-                return Err(EditError::Exists { what: "clip", id: id.clone() });
+                return Err(EditError::Exists {
+                    what: "clip",
+                    id: id.clone(),
+                });
             }
             let obj = tx.put_object(&clips, id.as_str(), ObjType::Map)?;
             tx.put(&obj, "track", track.as_str())?;
@@ -200,7 +305,10 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;
             clip_track(tx, &obj)?;
             check_range(*source_in, *source_out)?;
-            let clip = view.clip(id).ok_or_else(|| EditError::NotFound { what: "clip", id: id.clone() })?;
+            let clip = view.clip(id).ok_or_else(|| EditError::NotFound {
+                what: "clip",
+                id: id.clone(),
+            })?;
             let shift = (i128::from(*source_in - clip.source_in) * i128::from(clip.speed_den) / i128::from(clip.speed_num.max(1))) as i64;
             let start = clip.start + shift;
             if start < 0 {
@@ -217,13 +325,22 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
         EditOp::SplitClip { id, at, new_id } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;
             clip_track(tx, &obj)?;
-            let clip = view.clip(id).ok_or_else(|| EditError::NotFound { what: "clip", id: id.clone() })?.clone();
+            let clip = view
+                .clip(id)
+                .ok_or_else(|| EditError::NotFound {
+                    what: "clip",
+                    id: id.clone(),
+                })?
+                .clone();
             if *at <= clip.start || *at >= clip.end() {
                 return Err(EditError::InvalidRange("split point must lie strictly inside the clip"));
             }
             let clips = container(tx, schema::KEY_CLIPS)?;
             if get_map(tx, &clips, new_id).is_some() {
-                return Err(EditError::Exists { what: "clip", id: new_id.clone() });
+                return Err(EditError::Exists {
+                    what: "clip",
+                    id: new_id.clone(),
+                });
             }
             let cut = clip.source_time_at(*at);
             tx.put(&obj, "source_out", cut)?;
@@ -247,13 +364,25 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
         EditOp::RippleDeleteClip { id } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;
             let track_id = clip_track(tx, &obj)?;
-            let clip = view.clip(id).ok_or_else(|| EditError::NotFound { what: "clip", id: id.clone() })?.clone();
+            let clip = view
+                .clip(id)
+                .ok_or_else(|| EditError::NotFound {
+                    what: "clip",
+                    id: id.clone(),
+                })?
+                .clone();
             let clips = container(tx, schema::KEY_CLIPS)?;
             let gap = clip.duration();
             tx.delete(&clips, id.as_str())?;
             let later: Vec<(String, i64)> = view
                 .track(&track_id)
-                .map(|t| t.clips.iter().filter(|c| c.id != clip.id && c.start >= clip.end()).map(|c| (c.id.clone(), c.start)).collect())
+                .map(|t| {
+                    t.clips
+                        .iter()
+                        .filter(|c| c.id != clip.id && c.start >= clip.end())
+                        .map(|c| (c.id.clone(), c.start))
+                        .collect()
+                })
                 .unwrap_or_default();
             for (later_id, start) in later {
                 if let Some(later_obj) = get_map(tx, &clips, &later_id) {
@@ -296,7 +425,10 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
         EditOp::AddMarker { id, time, label, color } => {
             let markers = container(tx, schema::KEY_MARKERS)?;
             if get_map(tx, &markers, id).is_some() {
-                return Err(EditError::Exists { what: "marker", id: id.clone() });
+                return Err(EditError::Exists {
+                    what: "marker",
+                    id: id.clone(),
+                });
             }
             let obj = tx.put_object(&markers, id.as_str(), ObjType::Map)?;
             tx.put(&obj, "time", *time)?;
@@ -307,13 +439,23 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             entry(tx, schema::KEY_MARKERS, "marker", id)?;
             tx.delete(&container(tx, schema::KEY_MARKERS)?, id.as_str())?;
         }
-        EditOp::AddComment { id, author, text, start, end, created_at } => {
+        EditOp::AddComment {
+            id,
+            author,
+            text,
+            start,
+            end,
+            created_at,
+        } => {
             if end.is_some_and(|end| end < *start) {
                 return Err(EditError::InvalidRange("a comment's end must not precede its start"));
             }
             let comments = container(tx, schema::KEY_COMMENTS)?;
             if get_map(tx, &comments, id).is_some() {
-                return Err(EditError::Exists { what: "comment", id: id.clone() });
+                return Err(EditError::Exists {
+                    what: "comment",
+                    id: id.clone(),
+                });
             }
             let obj = tx.put_object(&comments, id.as_str(), ObjType::Map)?;
             tx.put(&obj, "author", author.as_str())?;

@@ -19,8 +19,8 @@
 //!
 //! Every time is an integer in ticks (see [`crate::time`]).
 
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::time::FrameRate;
 
@@ -46,7 +46,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { width: 1920, height: 1080, frame_rate: FrameRate { num: 30, den: 1 }, sample_rate: 48_000 }
+        Settings {
+            width: 1920,
+            height: 1080,
+            frame_rate: FrameRate { num: 30, den: 1 },
+            sample_rate: 48_000,
+        }
     }
 }
 
@@ -137,7 +142,9 @@ pub(crate) fn get_bool<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Option<bo
 /// Reads the settings map, falling back to defaults field by field.
 pub(crate) fn read_settings<D: ReadDoc>(doc: &D) -> Settings {
     let default = Settings::default();
-    let Some(obj) = get_map(doc, &ROOT, KEY_SETTINGS) else { return default };
+    let Some(obj) = get_map(doc, &ROOT, KEY_SETTINGS) else {
+        return default;
+    };
     let frame_rate = FrameRate {
         num: get_i64(doc, &obj, "fps_num").unwrap_or(default.frame_rate.num),
         den: get_i64(doc, &obj, "fps_den").unwrap_or(default.frame_rate.den),

@@ -54,7 +54,20 @@ mod tests {
 
     #[test]
     fn common_rates_have_exact_frame_durations() {
-        for (num, den) in [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001), (60, 1), (90, 1), (100, 1), (120, 1)] {
+        for (num, den) in [
+            (24000, 1001),
+            (24, 1),
+            (25, 1),
+            (30000, 1001),
+            (30, 1),
+            (48, 1),
+            (50, 1),
+            (60000, 1001),
+            (60, 1),
+            (90, 1),
+            (100, 1),
+            (120, 1),
+        ] {
             let rate = FrameRate { num, den };
             assert_eq!(TICKS_PER_SECOND * den % num, 0, "{num}/{den}");
             assert_eq!(rate.frame_at(rate.frame_start(1234)), 1234);

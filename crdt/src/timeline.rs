@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use automerge::{ObjId, ReadDoc, ROOT};
+use automerge::{ObjId, ROOT, ReadDoc};
 
-use crate::schema::{self, get_bool, get_f64, get_i64, get_map, get_str, Settings};
+use crate::schema::{self, Settings, get_bool, get_f64, get_i64, get_map, get_str};
 
 /// Kind of a track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -113,9 +113,20 @@ pub struct Comment {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Issue {
     /// Two clips on one track cover `[start, end)` at once. The render rule shows `shown`.
-    Overlap { track: String, first: String, second: String, start: i64, end: i64, shown: String },
+    Overlap {
+        track: String,
+        first: String,
+        second: String,
+        start: i64,
+        end: i64,
+        shown: String,
+    },
     /// A clip reads past the end of its asset (`source_out > asset duration`).
-    PastSourceEnd { clip: String, source_out: i64, asset_duration: i64 },
+    PastSourceEnd {
+        clip: String,
+        source_out: i64,
+        asset_duration: i64,
+    },
     /// `source_out <= source_in`, a negative source or timeline start, or a zero speed.
     InvalidRange { clip: String },
     /// A clip names a track that does not exist (its track was removed concurrently).
@@ -143,8 +154,12 @@ pub struct Timeline {
 }
 
 fn entries<D: ReadDoc>(doc: &D, key: &str) -> Vec<(String, ObjId)> {
-    let Some(container) = get_map(doc, &ROOT, key) else { return Vec::new() };
-    doc.keys(&container).filter_map(|k| get_map(doc, &container, &k).map(|obj| (k, obj))).collect()
+    let Some(container) = get_map(doc, &ROOT, key) else {
+        return Vec::new();
+    };
+    doc.keys(&container)
+        .filter_map(|k| get_map(doc, &container, &k).map(|obj| (k, obj)))
+        .collect()
 }
 
 impl Timeline {
@@ -154,18 +169,24 @@ impl Timeline {
         let mut tracks: BTreeMap<String, Track> = BTreeMap::new();
         for (id, obj) in entries(doc, schema::KEY_TRACKS) {
             let Some(kind) = get_str(doc, &obj, "kind").as_deref().and_then(TrackKind::parse) else {
-                issues.push(Issue::Malformed { path: format!("tracks/{id}"), reason: "track kind is not video, audio or text" });
+                issues.push(Issue::Malformed {
+                    path: format!("tracks/{id}"),
+                    reason: "track kind is not video, audio or text",
+                });
                 continue;
             };
-            tracks.insert(id.clone(), Track {
-                id,
-                kind,
-                name: get_str(doc, &obj, "name").unwrap_or_default(),
-                order: get_str(doc, &obj, "order").unwrap_or_default(),
-                muted: get_bool(doc, &obj, "muted").unwrap_or(false),
-                locked: get_bool(doc, &obj, "locked").unwrap_or(false),
-                clips: Vec::new(),
-            });
+            tracks.insert(
+                id.clone(),
+                Track {
+                    id,
+                    kind,
+                    name: get_str(doc, &obj, "name").unwrap_or_default(),
+                    order: get_str(doc, &obj, "order").unwrap_or_default(),
+                    muted: get_bool(doc, &obj, "muted").unwrap_or(false),
+                    locked: get_bool(doc, &obj, "locked").unwrap_or(false),
+                    clips: Vec::new(),
+                },
+            );
         }
         for (id, obj) in entries(doc, schema::KEY_CLIPS) {
             let (Some(track), Some(source_in), Some(source_out), Some(start)) = (
@@ -174,11 +195,17 @@ impl Timeline {
                 get_i64(doc, &obj, "source_out"),
                 get_i64(doc, &obj, "start"),
             ) else {
-                issues.push(Issue::Malformed { path: format!("clips/{id}"), reason: "clip lacks track, source_in, source_out or start as integers" });
+                issues.push(Issue::Malformed {
+                    path: format!("clips/{id}"),
+                    reason: "clip lacks track, source_in, source_out or start as integers",
+                });
                 continue;
             };
             let transition_in = get_map(doc, &obj, "transition_in").and_then(|t| {
-                Some(Transition { kind: get_str(doc, &t, "kind")?, duration: get_i64(doc, &t, "duration")? })
+                Some(Transition {
+                    kind: get_str(doc, &t, "kind")?,
+                    duration: get_i64(doc, &t, "duration")?,
+                })
             });
             let clip = Clip {
                 id: id.clone(),
@@ -265,7 +292,11 @@ impl Timeline {
                 }
                 if let Some(asset_duration) = asset_duration(&clip.asset) {
                     if clip.source_out > asset_duration {
-                        issues.push(Issue::PastSourceEnd { clip: clip.id.clone(), source_out: clip.source_out, asset_duration });
+                        issues.push(Issue::PastSourceEnd {
+                            clip: clip.id.clone(),
+                            source_out: clip.source_out,
+                            asset_duration,
+                        });
                     }
                 }
                 if let Some(t) = &clip.transition_in {
@@ -301,7 +332,12 @@ impl Timeline {
     pub fn render_plan(&self) -> Vec<TrackPlan> {
         self.tracks
             .iter()
-            .map(|track| TrackPlan { track: track.id.clone(), kind: track.kind, muted: track.muted, segments: resolve_track(&track.clips) })
+            .map(|track| TrackPlan {
+                track: track.id.clone(),
+                kind: track.kind,
+                muted: track.muted,
+                segments: resolve_track(&track.clips),
+            })
             .collect()
     }
 
@@ -309,11 +345,32 @@ impl Timeline {
     pub fn dump(&self) -> String {
         let mut out = String::new();
         let s = &self.settings;
-        let _ = writeln!(out, "title {:?} schema {} {}x{} {}/{}fps {}Hz", self.title, self.schema, s.width, s.height, s.frame_rate.num, s.frame_rate.den, s.sample_rate);
+        let _ = writeln!(
+            out,
+            "title {:?} schema {} {}x{} {}/{}fps {}Hz",
+            self.title, self.schema, s.width, s.height, s.frame_rate.num, s.frame_rate.den, s.sample_rate
+        );
         for t in &self.tracks {
-            let _ = writeln!(out, "track {} {} {:?}{}{}", t.id, t.kind.as_str(), t.name, if t.muted { " muted" } else { "" }, if t.locked { " locked" } else { "" });
+            let _ = writeln!(
+                out,
+                "track {} {} {:?}{}{}",
+                t.id,
+                t.kind.as_str(),
+                t.name,
+                if t.muted { " muted" } else { "" },
+                if t.locked { " locked" } else { "" }
+            );
             for c in &t.clips {
-                let _ = write!(out, "  clip {} asset={} src=[{},{}) at={} len={}", c.id, c.asset, c.source_in, c.source_out, c.start, c.duration());
+                let _ = write!(
+                    out,
+                    "  clip {} asset={} src=[{},{}) at={} len={}",
+                    c.id,
+                    c.asset,
+                    c.source_in,
+                    c.source_out,
+                    c.start,
+                    c.duration()
+                );
                 if (c.speed_num, c.speed_den) != (1, 1) {
                     let _ = write!(out, " speed={}/{}", c.speed_num, c.speed_den);
                 }
@@ -330,7 +387,15 @@ impl Timeline {
             let _ = writeln!(out, "marker {} at={} {:?}", m.id, m.time, m.label);
         }
         for c in &self.comments {
-            let _ = writeln!(out, "comment {} at={}{} by {:?}: {:?}", c.id, c.start, c.end.map(|e| format!("..{e}")).unwrap_or_default(), c.author, c.text);
+            let _ = writeln!(
+                out,
+                "comment {} at={}{} by {:?}: {:?}",
+                c.id,
+                c.start,
+                c.end.map(|e| format!("..{e}")).unwrap_or_default(),
+                c.author,
+                c.text
+            );
         }
         out
     }
@@ -361,18 +426,29 @@ fn wins<'a>(a: &'a Clip, b: &'a Clip) -> &'a Clip {
 }
 
 fn resolve_track(clips: &[Clip]) -> Vec<Segment> {
-    let valid: Vec<&Clip> = clips.iter().filter(|c| c.duration() > 0 && c.speed_num > 0 && c.speed_den > 0).collect();
+    let valid: Vec<&Clip> = clips
+        .iter()
+        .filter(|c| c.duration() > 0 && c.speed_num > 0 && c.speed_den > 0)
+        .collect();
     let mut cuts: Vec<i64> = valid.iter().flat_map(|c| [c.start, c.end()]).collect();
     cuts.sort_unstable();
     cuts.dedup();
     let mut segments: Vec<Segment> = Vec::new();
     for pair in cuts.windows(2) {
         let (start, end) = (pair[0], pair[1]);
-        let top = valid.iter().filter(|c| c.start <= start && c.end() >= end).max_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+        let top = valid
+            .iter()
+            .filter(|c| c.start <= start && c.end() >= end)
+            .max_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
         let Some(top) = top else { continue };
         match segments.last_mut() {
             Some(last) if last.clip == top.id && last.end == start => last.end = end,
-            _ => segments.push(Segment { start, end, clip: top.id.clone(), source_start: top.source_time_at(start) }),
+            _ => segments.push(Segment {
+                start,
+                end,
+                clip: top.id.clone(),
+                source_start: top.source_time_at(start),
+            }),
         }
     }
     segments

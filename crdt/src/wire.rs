@@ -170,7 +170,16 @@ pub enum Message {
 
 /// The message types this module knows, as they appear in `type`.
 pub const MESSAGE_TYPES: &[&str] = &[
-    "join", "peer", "leave", "error", "request", "sync", "doc-unavailable", "ephemeral", "remote-subscription-change", "remote-heads-changed",
+    "join",
+    "peer",
+    "leave",
+    "error",
+    "request",
+    "sync",
+    "doc-unavailable",
+    "ephemeral",
+    "remote-subscription-change",
+    "remote-heads-changed",
 ];
 
 /// Why a frame could not be decoded.
@@ -244,11 +253,17 @@ fn diagnose(bytes: &[u8], serde_error: String) -> DecodeError {
         Ok(v) => v,
         Err(e) => return DecodeError::NotCbor(e.to_string()),
     };
-    let kind = value.as_map().and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some("type"))).and_then(|(_, v)| v.as_text());
+    let kind = value
+        .as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some("type")))
+        .and_then(|(_, v)| v.as_text());
     match kind {
         None => DecodeError::NotAMessage,
         Some(kind) if !MESSAGE_TYPES.contains(&kind) => DecodeError::UnknownType(kind.chars().take(64).collect()),
-        Some(kind) => DecodeError::Invalid { kind: kind.to_owned(), reason: serde_error },
+        Some(kind) => DecodeError::Invalid {
+            kind: kind.to_owned(),
+            reason: serde_error,
+        },
     }
 }
 
@@ -281,7 +296,9 @@ mod tests {
     #[test]
     fn document_ids_round_trip_and_match_javascript() {
         // Produced by @automerge/automerge-repo 2.5.6 for these 16 bytes.
-        let bytes: [u8; 16] = [0xf1, 0xc2, 0x9c, 0x84, 0x74, 0xc8, 0x4a, 0xde, 0xb8, 0x00, 0xbe, 0x47, 0x62, 0x7d, 0x33, 0xbf];
+        let bytes: [u8; 16] = [
+            0xf1, 0xc2, 0x9c, 0x84, 0x74, 0xc8, 0x4a, 0xde, 0xb8, 0x00, 0xbe, 0x47, 0x62, 0x7d, 0x33, 0xbf,
+        ];
         assert_eq!(DocumentId::from_bytes(bytes).as_str(), "4NMNnkMhL8jXrdJ9jamS58PAVdXu");
         let id = DocumentId::random();
         assert_eq!(DocumentId::parse(&id.url()).unwrap(), id);
@@ -293,10 +310,30 @@ mod tests {
     fn messages_round_trip() {
         let doc = DocumentId::random();
         for msg in [
-            Message::Join { sender_id: "a".into(), peer_metadata: Some(PeerMetadata::default()), supported_protocol_versions: Some(vec!["1".into()]) },
-            Message::Sync { sender_id: "a".into(), target_id: "b".into(), document_id: doc.clone(), data: vec![1, 2, 3] },
-            Message::Ephemeral { sender_id: "a".into(), target_id: "b".into(), document_id: doc.clone(), count: 7, session_id: "s".into(), data: vec![0xa0] },
-            Message::Error { sender_id: None, target_id: Some("b".into()), message: "no".into() },
+            Message::Join {
+                sender_id: "a".into(),
+                peer_metadata: Some(PeerMetadata::default()),
+                supported_protocol_versions: Some(vec!["1".into()]),
+            },
+            Message::Sync {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                document_id: doc.clone(),
+                data: vec![1, 2, 3],
+            },
+            Message::Ephemeral {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                document_id: doc.clone(),
+                count: 7,
+                session_id: "s".into(),
+                data: vec![0xa0],
+            },
+            Message::Error {
+                sender_id: None,
+                target_id: Some("b".into()),
+                message: "no".into(),
+            },
         ] {
             assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
         }
@@ -317,7 +354,17 @@ mod tests {
         frame.extend(b"isEphemeral");
         frame.push(0xf5);
         let msg = Message::decode(&frame).unwrap();
-        assert_eq!(msg, Message::Join { sender_id: "x".into(), peer_metadata: Some(PeerMetadata { storage_id: None, is_ephemeral: Some(true) }), supported_protocol_versions: None });
+        assert_eq!(
+            msg,
+            Message::Join {
+                sender_id: "x".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: Some(true)
+                }),
+                supported_protocol_versions: None
+            }
+        );
     }
 
     #[test]
@@ -339,7 +386,13 @@ mod tests {
     fn random_and_mutated_frames_never_panic() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let valid = Message::Sync { sender_id: "a".into(), target_id: "b".into(), document_id: DocumentId::random(), data: vec![0x42; 40] }.encode();
+        let valid = Message::Sync {
+            sender_id: "a".into(),
+            target_id: "b".into(),
+            document_id: DocumentId::random(),
+            data: vec![0x42; 40],
+        }
+        .encode();
         for _ in 0..20_000 {
             let frame: Vec<u8> = if rng.random_bool(0.5) {
                 (0..rng.random_range(0..64)).map(|_| rng.random()).collect()

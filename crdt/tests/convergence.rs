@@ -4,7 +4,7 @@
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use moviola_crdt::timeline::{TrackKind, Transition};
-use moviola_crdt::{apply_and_commit, new_document, EditOp, Settings, Timeline};
+use moviola_crdt::{EditOp, Settings, Timeline, apply_and_commit, new_document};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -27,27 +27,76 @@ fn random_op(rng: &mut StdRng, view: &Timeline, next_id: &mut u64) -> EditOp {
             name: "track".into(),
             after: track_ids.choose(rng).map(|s| s.to_string()),
         },
-        2 if !track_ids.is_empty() => EditOp::RenameTrack { id: track_ids.choose(rng).unwrap().to_string(), name: fresh("name") },
-        3 if track_ids.len() > 1 => EditOp::ReorderTrack { id: track_ids.choose(rng).unwrap().to_string(), before: track_ids.choose(rng).map(|s| s.to_string()) },
-        4 if track_ids.len() > 3 => EditOp::RemoveTrack { id: track_ids.choose(rng).unwrap().to_string() },
+        2 if !track_ids.is_empty() => EditOp::RenameTrack {
+            id: track_ids.choose(rng).unwrap().to_string(),
+            name: fresh("name"),
+        },
+        3 if track_ids.len() > 1 => EditOp::ReorderTrack {
+            id: track_ids.choose(rng).unwrap().to_string(),
+            before: track_ids.choose(rng).map(|s| s.to_string()),
+        },
+        4 if track_ids.len() > 3 => EditOp::RemoveTrack {
+            id: track_ids.choose(rng).unwrap().to_string(),
+        },
         5..=7 if !track_ids.is_empty() => {
             let source_in = rng.random_range(0..100);
-            EditOp::InsertClip { id: fresh("c"), track: track_ids.choose(rng).unwrap().to_string(), asset: "a".into(), source_in, source_out: source_in + rng.random_range(1..300), start: time(rng) }
+            EditOp::InsertClip {
+                id: fresh("c"),
+                track: track_ids.choose(rng).unwrap().to_string(),
+                asset: "a".into(),
+                source_in,
+                source_out: source_in + rng.random_range(1..300),
+                start: time(rng),
+            }
         }
-        8 if !clips.is_empty() => EditOp::MoveClip { id: clips.choose(rng).unwrap().id.clone(), start: time(rng), track: track_ids.choose(rng).map(|s| s.to_string()) },
+        8 if !clips.is_empty() => EditOp::MoveClip {
+            id: clips.choose(rng).unwrap().id.clone(),
+            start: time(rng),
+            track: track_ids.choose(rng).map(|s| s.to_string()),
+        },
         9 if !clips.is_empty() => {
             let c = clips.choose(rng).unwrap();
-            EditOp::TrimClip { id: c.id.clone(), source_in: c.source_in + rng.random_range(0..5), source_out: c.source_out + rng.random_range(-5..20) }
+            EditOp::TrimClip {
+                id: c.id.clone(),
+                source_in: c.source_in + rng.random_range(0..5),
+                source_out: c.source_out + rng.random_range(-5..20),
+            }
         }
         10 if !clips.is_empty() => {
             let c = clips.choose(rng).unwrap();
-            EditOp::SplitClip { id: c.id.clone(), at: rng.random_range(c.start..c.end().max(c.start + 1)), new_id: fresh("c") }
+            EditOp::SplitClip {
+                id: c.id.clone(),
+                at: rng.random_range(c.start..c.end().max(c.start + 1)),
+                new_id: fresh("c"),
+            }
         }
-        11 if !clips.is_empty() => EditOp::RemoveClip { id: clips.choose(rng).unwrap().id.clone() },
-        12 if !clips.is_empty() => EditOp::RippleDeleteClip { id: clips.choose(rng).unwrap().id.clone() },
-        13 if !clips.is_empty() => EditOp::SetTransition { clip: clips.choose(rng).unwrap().id.clone(), transition: Some(Transition { kind: "dissolve".into(), duration: rng.random_range(1..50) }) },
-        14 => EditOp::AddMarker { id: fresh("m"), time: time(rng), label: "m".into(), color: String::new() },
-        _ => EditOp::AddComment { id: fresh("k"), author: "p".into(), text: "note".into(), start: time(rng), end: None, created_at: 0 },
+        11 if !clips.is_empty() => EditOp::RemoveClip {
+            id: clips.choose(rng).unwrap().id.clone(),
+        },
+        12 if !clips.is_empty() => EditOp::RippleDeleteClip {
+            id: clips.choose(rng).unwrap().id.clone(),
+        },
+        13 if !clips.is_empty() => EditOp::SetTransition {
+            clip: clips.choose(rng).unwrap().id.clone(),
+            transition: Some(Transition {
+                kind: "dissolve".into(),
+                duration: rng.random_range(1..50),
+            }),
+        },
+        14 => EditOp::AddMarker {
+            id: fresh("m"),
+            time: time(rng),
+            label: "m".into(),
+            color: String::new(),
+        },
+        _ => EditOp::AddComment {
+            id: fresh("k"),
+            author: "p".into(),
+            text: "note".into(),
+            start: time(rng),
+            end: None,
+            created_at: 0,
+        },
     }
 }
 
@@ -77,7 +126,11 @@ fn run(seed: u64) {
         }
         // Broadcast new local changes, each copy to be delivered, dropped or duplicated.
         if rng.random_bool(0.5) {
-            let changes = peers[who].get_changes(&sent[who]).into_iter().map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>();
+            let changes = peers[who]
+                .get_changes(&sent[who])
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>();
             sent[who] = peers[who].get_heads();
             for change in changes {
                 for to in (0..N_PEERS).filter(|&p| p != who) {
@@ -87,9 +140,15 @@ fn run(seed: u64) {
                     }
                     if rng.random_bool(0.1) {
                         n_duplicated += 1;
-                        network.push(Message { to, change: change.clone() });
+                        network.push(Message {
+                            to,
+                            change: change.clone(),
+                        });
                     }
-                    network.push(Message { to, change: change.clone() });
+                    network.push(Message {
+                        to,
+                        change: change.clone(),
+                    });
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use automerge::ActorId;
-use moviola_crdt::{apply_and_commit, new_document, EditOp, Settings, Timeline};
+use moviola_crdt::{EditOp, Settings, Timeline, apply_and_commit, new_document};
 
 fn run_case(ops_path: &Path) -> String {
     let mut doc = new_document(ActorId::from(&[1u8; 16][..]), "case", Settings::default());
@@ -19,7 +19,8 @@ fn run_case(ops_path: &Path) -> String {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: {e}", ops_path.display(), line_idx + 1));
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: {e}", ops_path.display(), line_idx + 1));
         if let Some(asset) = value.get("asset").and_then(|a| a.as_str()).filter(|_| value.get("op").is_none()) {
             assets.insert(asset.to_owned(), value["duration"].as_i64().unwrap());
             continue;
@@ -50,7 +51,11 @@ fn testdata_cases() {
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
     let mut failures = Vec::new();
     let mut n_cases = 0;
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "ops")).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ops"))
+        .collect();
     paths.sort();
     for ops_path in paths {
         n_cases += 1;

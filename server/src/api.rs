@@ -1,16 +1,16 @@
 //! HTTP `/api/v1`: accounts, projects and members. Every route that touches a project checks
 //! the caller's role first; an outsider gets 404, as if the project did not exist.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{HttpResponse, web};
 use moviola_actors::now_ms;
 use moviola_crdt::wire::DocumentId;
 use moviola_store::{Project, ProjectId, Role, User, UserId};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::AppState;
 use crate::auth::{self, Authed};
 use crate::error::ApiError;
-use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/register", web::post().to(register))
@@ -62,7 +62,11 @@ struct RegisterBody {
 async fn issue_token(state: &AppState, user: &User) -> Result<String, ApiError> {
     let (token, hash) = auth::new_token();
     let now = now_ms();
-    state.hub.store().insert_token(user.id, &hash, now, now + state.config.token_ttl.as_millis() as i64).await?;
+    state
+        .hub
+        .store()
+        .insert_token(user.id, &hash, now, now + state.config.token_ttl.as_millis() as i64)
+        .await?;
     Ok(token)
 }
 
@@ -72,16 +76,39 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
         return Err(ApiError::bad_request("email must be an address like ana@example.com"));
     }
     if body.password.chars().count() < state.config.min_password_length {
-        return Err(ApiError::bad_request(format!("password must be at least {} characters", state.config.min_password_length)));
+        return Err(ApiError::bad_request(format!(
+            "password must be at least {} characters",
+            state.config.min_password_length
+        )));
     }
-    let display_name = check_name(body.display_name.as_deref().unwrap_or_else(|| email.split('@').next().unwrap_or("user")), "display_name")?;
+    let display_name = check_name(
+        body.display_name
+            .as_deref()
+            .unwrap_or_else(|| email.split('@').next().unwrap_or("user")),
+        "display_name",
+    )?;
     let password = body.password.clone();
-    let hash = web::block(move || auth::hash_password(&password)).await.map_err(|e| ApiError::internal(e.to_string()))??;
-    let user = state.hub.store().create_user(&email, &display_name, &hash, false, now_ms()).await.map_err(|e| {
-        if e.is_conflict() { ApiError::conflict("an account with this email already exists: sign in instead") } else { e.into() }
-    })?;
+    let hash = web::block(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let user = state
+        .hub
+        .store()
+        .create_user(&email, &display_name, &hash, false, now_ms())
+        .await
+        .map_err(|e| {
+            if e.is_conflict() {
+                ApiError::conflict("an account with this email already exists: sign in instead")
+            } else {
+                e.into()
+            }
+        })?;
     let token = issue_token(&state, &user).await?;
-    state.hub.store().audit(now_ms(), Some(user.id), None, "user.register", &email).await?;
+    state
+        .hub
+        .store()
+        .audit(now_ms(), Some(user.id), None, "user.register", &email)
+        .await?;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user), "token": token })))
 }
 
@@ -100,7 +127,10 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result
     let ok = web::block(move || match phc {
         Some(phc) => auth::verify_password(&password, &phc),
         None => {
-            let _ = auth::verify_password(&password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qj6NcrtWAFGbXJ7Dvx8bRDgLA3C1wMcKtTZzKqgQEw");
+            let _ = auth::verify_password(
+                &password,
+                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qj6NcrtWAFGbXJ7Dvx8bRDgLA3C1wMcKtTZzKqgQEw",
+            );
             false
         }
     })
@@ -139,8 +169,16 @@ async fn create_project(state: web::Data<AppState>, authed: Authed, body: web::J
     let doc_id = DocumentId::random();
     // The server creates the document's shared containers, once, here; clients never do.
     let mut doc = moviola_crdt::new_document(automerge::ActorId::random(), &name, moviola_crdt::Settings::default());
-    let project = state.hub.store().create_project(authed.user.id, &name, doc_id.as_str(), doc.save(), now_ms()).await?;
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "project.create", &name).await?;
+    let project = state
+        .hub
+        .store()
+        .create_project(authed.user.id, &name, doc_id.as_str(), doc.save(), now_ms())
+        .await?;
+    state
+        .hub
+        .store()
+        .audit(now_ms(), Some(authed.user.id), Some(project.id), "project.create", &name)
+        .await?;
     Ok(HttpResponse::Created().json(project_json(&project, Role::Owner)))
 }
 
@@ -153,7 +191,14 @@ async fn project_for(state: &AppState, user: UserId, id: ProjectId) -> Result<(P
 }
 
 fn require_owner(role: Role) -> Result<(), ApiError> {
-    if role.can_manage() { Ok(()) } else { Err(ApiError::forbidden(format!("only an owner can do this; your role is {}", role.as_str()))) }
+    if role.can_manage() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only an owner can do this; your role is {}",
+            role.as_str()
+        )))
+    }
 }
 
 async fn get_project(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -161,14 +206,23 @@ async fn get_project(state: web::Data<AppState>, authed: Authed, path: web::Path
     Ok(HttpResponse::Ok().json(project_json(&project, role)))
 }
 
-async fn rename_project(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>, body: web::Json<CreateProjectBody>) -> Result<HttpResponse, ApiError> {
+async fn rename_project(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    body: web::Json<CreateProjectBody>,
+) -> Result<HttpResponse, ApiError> {
     let (project, role) = project_for(&state, authed.user.id, ProjectId(*path)).await?;
     if !role.can_edit() {
         return Err(ApiError::forbidden("viewers cannot rename a project"));
     }
     let name = check_name(&body.name, "name")?;
     let project = state.hub.store().rename_project(project.id, &name).await?;
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "project.rename", &name).await?;
+    state
+        .hub
+        .store()
+        .audit(now_ms(), Some(authed.user.id), Some(project.id), "project.rename", &name)
+        .await?;
     Ok(HttpResponse::Ok().json(project_json(&project, role)))
 }
 
@@ -177,7 +231,11 @@ async fn delete_project(state: web::Data<AppState>, authed: Authed, path: web::P
     require_owner(role)?;
     state.hub.store().delete_project(project.id).await?;
     state.hub.project_deleted(project.id);
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "project.delete", &project.name).await?;
+    state
+        .hub
+        .store()
+        .audit(now_ms(), Some(authed.user.id), Some(project.id), "project.delete", &project.name)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -198,16 +256,45 @@ struct AddMemberBody {
     role: Role,
 }
 
-async fn add_member(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>, body: web::Json<AddMemberBody>) -> Result<HttpResponse, ApiError> {
+async fn add_member(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    body: web::Json<AddMemberBody>,
+) -> Result<HttpResponse, ApiError> {
     let (project, role) = project_for(&state, authed.user.id, ProjectId(*path)).await?;
     require_owner(role)?;
     let email = body.email.trim().to_lowercase();
-    let user = state.hub.store().user_by_email(&email).await?.ok_or_else(|| ApiError::not_found(format!("no account with email {email}: ask them to sign up first")))?;
-    state.hub.store().add_member(project.id, user.id, body.role, now_ms()).await.map_err(|e| {
-        if e.is_conflict() { ApiError::conflict(format!("{email} is already a member: change their role instead")) } else { e.into() }
-    })?;
+    let user = state
+        .hub
+        .store()
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no account with email {email}: ask them to sign up first")))?;
+    state
+        .hub
+        .store()
+        .add_member(project.id, user.id, body.role, now_ms())
+        .await
+        .map_err(|e| {
+            if e.is_conflict() {
+                ApiError::conflict(format!("{email} is already a member: change their role instead"))
+            } else {
+                e.into()
+            }
+        })?;
     state.hub.member_changed(project.id, user.id, Some(body.role));
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "member.add", &format!("{} as {}", user.id, body.role.as_str())).await?;
+    state
+        .hub
+        .store()
+        .audit(
+            now_ms(),
+            Some(authed.user.id),
+            Some(project.id),
+            "member.add",
+            &format!("{} as {}", user.id, body.role.as_str()),
+        )
+        .await?;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user), "role": body.role })))
 }
 
@@ -218,21 +305,43 @@ struct ChangeMemberBody {
 
 /// Refuses a change that would leave the project without an owner.
 async fn check_last_owner(state: &AppState, project: ProjectId, user: UserId, new_role: Option<Role>) -> Result<(), ApiError> {
-    let current = state.hub.store().role_of(project, user).await?.ok_or_else(|| ApiError::not_found("that user is not a member"))?;
+    let current = state
+        .hub
+        .store()
+        .role_of(project, user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("that user is not a member"))?;
     if current == Role::Owner && new_role != Some(Role::Owner) && state.hub.store().count_owners(project).await? <= 1 {
-        return Err(ApiError::conflict("a project needs at least one owner: make someone else owner first"));
+        return Err(ApiError::conflict(
+            "a project needs at least one owner: make someone else owner first",
+        ));
     }
     Ok(())
 }
 
-async fn change_member(state: web::Data<AppState>, authed: Authed, path: web::Path<(i64, i64)>, body: web::Json<ChangeMemberBody>) -> Result<HttpResponse, ApiError> {
+async fn change_member(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<ChangeMemberBody>,
+) -> Result<HttpResponse, ApiError> {
     let (project_id, user_id) = (ProjectId(path.0), UserId(path.1));
     let (project, role) = project_for(&state, authed.user.id, project_id).await?;
     require_owner(role)?;
     check_last_owner(&state, project.id, user_id, Some(body.role)).await?;
     state.hub.store().set_role(project.id, user_id, body.role).await?;
     state.hub.member_changed(project.id, user_id, Some(body.role));
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "member.role", &format!("{} as {}", user_id, body.role.as_str())).await?;
+    state
+        .hub
+        .store()
+        .audit(
+            now_ms(),
+            Some(authed.user.id),
+            Some(project.id),
+            "member.role",
+            &format!("{} as {}", user_id, body.role.as_str()),
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "role": body.role })))
 }
 
@@ -246,6 +355,16 @@ async fn remove_member(state: web::Data<AppState>, authed: Authed, path: web::Pa
     check_last_owner(&state, project.id, user_id, None).await?;
     state.hub.store().remove_member(project.id, user_id).await?;
     state.hub.member_changed(project.id, user_id, None);
-    state.hub.store().audit(now_ms(), Some(authed.user.id), Some(project.id), "member.remove", &user_id.to_string()).await?;
+    state
+        .hub
+        .store()
+        .audit(
+            now_ms(),
+            Some(authed.user.id),
+            Some(project.id),
+            "member.remove",
+            &user_id.to_string(),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -82,32 +82,54 @@ pub enum ConfigError {
 }
 
 fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { origin: origin.to_owned(), message: message.into() }
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message: message.into(),
+    }
 }
 
 impl RawConfig {
     /// Defaults, then `file` (if any), then `MOVIOLA_*` variables from `env`.
     pub fn load(file: Option<&std::path::Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<RawConfig, ConfigError> {
-        let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| invalid("embedded defaults", e.to_string()))?;
+        let mut table: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e: toml::de::Error| invalid("embedded defaults", e.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(&path.display().to_string(), e.to_string()))?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let overlay: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| invalid(&path.display().to_string(), e.to_string()))?;
             merge(&mut table, overlay);
         }
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("MOVIOLA_") else { continue };
-            let Some((section, key)) = rest.to_ascii_lowercase().split_once('_').map(|(s, k)| (s.to_owned(), k.to_owned())) else { continue };
-            let Some(toml::Value::Table(section_table)) = table.get_mut(&section) else { continue };
+            let Some((section, key)) = rest.to_ascii_lowercase().split_once('_').map(|(s, k)| (s.to_owned(), k.to_owned())) else {
+                continue;
+            };
+            let Some(toml::Value::Table(section_table)) = table.get_mut(&section) else {
+                continue;
+            };
             let Some(current) = section_table.get(&key) else { continue };
             let parsed = match current {
                 toml::Value::String(_) => toml::Value::String(value),
-                toml::Value::Integer(_) => toml::Value::Integer(value.parse().map_err(|_| invalid(&name, format!("{value:?} is not an integer")))?),
-                toml::Value::Boolean(_) => toml::Value::Boolean(value.parse().map_err(|_| invalid(&name, format!("{value:?} is not true or false")))?),
+                toml::Value::Integer(_) => {
+                    toml::Value::Integer(value.parse().map_err(|_| invalid(&name, format!("{value:?} is not an integer")))?)
+                }
+                toml::Value::Boolean(_) => toml::Value::Boolean(
+                    value
+                        .parse()
+                        .map_err(|_| invalid(&name, format!("{value:?} is not true or false")))?,
+                ),
                 _ => continue,
             };
             section_table.insert(key, parsed);
         }
-        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid("merged configuration", e.to_string()))
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("merged configuration", e.to_string()))
     }
 }
 
@@ -124,24 +146,41 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 
 impl Config {
     pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
-        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| invalid("server.listen", format!("{:?} is not an address like 127.0.0.1:8080", raw.server.listen)))?;
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("{:?} is not an address like 127.0.0.1:8080", raw.server.listen),
+            )
+        })?;
         let data_dir = PathBuf::from(&raw.server.data_dir);
         let database_url = if raw.server.database_url.is_empty() {
             format!("sqlite://{}", data_dir.join("moviola.db").display())
-        } else if raw.server.database_url.starts_with("sqlite:") || raw.server.database_url.starts_with("postgres://") || raw.server.database_url.starts_with("postgresql://") {
+        } else if raw.server.database_url.starts_with("sqlite:")
+            || raw.server.database_url.starts_with("postgres://")
+            || raw.server.database_url.starts_with("postgresql://")
+        {
             raw.server.database_url.clone()
         } else {
             return Err(invalid("server.database_url", "must start with sqlite:// or postgres://"));
         };
         let l = &raw.limits;
         if l.max_frame_bytes < 1024 || l.max_message_bytes < l.max_frame_bytes {
-            return Err(invalid("limits", "max_frame_bytes must be at least 1024 and max_message_bytes at least max_frame_bytes"));
+            return Err(invalid(
+                "limits",
+                "max_frame_bytes must be at least 1024 and max_message_bytes at least max_frame_bytes",
+            ));
         }
         if l.messages_per_second == 0 || l.sessions_per_user == 0 || l.outbound_queue == 0 {
-            return Err(invalid("limits", "messages_per_second, sessions_per_user and outbound_queue must be positive"));
+            return Err(invalid(
+                "limits",
+                "messages_per_second, sessions_per_user and outbound_queue must be positive",
+            ));
         }
         if l.heartbeat_interval_ms == 0 || l.client_timeout_ms <= l.heartbeat_interval_ms {
-            return Err(invalid("limits", "client_timeout_ms must exceed heartbeat_interval_ms, which must be positive"));
+            return Err(invalid(
+                "limits",
+                "client_timeout_ms must exceed heartbeat_interval_ms, which must be positive",
+            ));
         }
         if raw.project.batch_interval_ms == 0 || raw.project.compact_interval_ms == 0 {
             return Err(invalid("project", "batch_interval_ms and compact_interval_ms must be positive"));
@@ -184,7 +223,11 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_env_overrides_apply() {
-        let config = Config::defaults_with_env([("MOVIOLA_LIMITS_MESSAGES_PER_SECOND".to_owned(), "7".to_owned()), ("MOVIOLA_SERVER_LISTEN".to_owned(), "127.0.0.1:0".to_owned())]).unwrap();
+        let config = Config::defaults_with_env([
+            ("MOVIOLA_LIMITS_MESSAGES_PER_SECOND".to_owned(), "7".to_owned()),
+            ("MOVIOLA_SERVER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ])
+        .unwrap();
         assert_eq!(config.limits.messages_per_second, 7);
         assert_eq!(config.listen.port(), 0);
         assert!(config.database_url.starts_with("sqlite://"));

@@ -12,9 +12,9 @@ pub mod error;
 use std::future::Future;
 use std::net::TcpListener;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_ws::CloseCode;
-use moviola_actors::{session, Hub};
+use moviola_actors::{Hub, session};
 use moviola_store::Store;
 
 pub use config::Config;
@@ -32,7 +32,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let store = Store::connect(&config.database_url, config.database_connections).await?;
     let peer_id = format!("moviola-{}", uuid::Uuid::new_v4().simple());
     let hub = Hub::new(store.clone(), config.limits.clone(), config.project.clone(), peer_id);
-    let state = web::Data::new(AppState { hub: hub.clone(), config: config.clone() });
+    let state = web::Data::new(AppState {
+        hub: hub.clone(),
+        config: config.clone(),
+    });
     let max_json = config.max_json_bytes;
     let server = HttpServer::new(move || {
         App::new()
@@ -66,10 +69,21 @@ async fn sync_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data
     let hub = &state.hub;
     let authed = match auth::authenticate(&req, &state).await {
         Ok(authed) => authed,
-        Err(err) => return session::reject(&req, payload, hub.peer_id(), &format!("authentication failed: {}", err.message), CloseCode::Policy),
+        Err(err) => {
+            return session::reject(
+                &req,
+                payload,
+                hub.peer_id(),
+                &format!("authentication failed: {}", err.message),
+                CloseCode::Policy,
+            );
+        }
     };
     let Some(slot) = hub.open_session(authed.user.id) else {
-        let message = format!("too many open sessions: at most {} per user; close another tab or window", hub.limits().sessions_per_user);
+        let message = format!(
+            "too many open sessions: at most {} per user; close another tab or window",
+            hub.limits().sessions_per_user
+        );
         return session::reject(&req, payload, hub.peer_id(), &message, CloseCode::Policy);
     };
     session::start(&req, payload, hub.clone(), authed.user.id, slot)

@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use moviola_server::config::{Config, RawConfig};
 
 const USAGE: &str = "usage: moviola [serve] [--config FILE] [--listen ADDR] [--data-dir DIR] [--database-url URL]

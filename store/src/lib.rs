@@ -77,7 +77,10 @@ impl Store {
             let path = path.split('?').next().unwrap_or_default().to_owned();
             if path != ":memory:" && !path.is_empty() {
                 if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir { path: parent.display().to_string(), source })?;
+                    std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
                 }
                 if !url.contains('?') {
                     url.push_str("?mode=rwc");
@@ -101,7 +104,9 @@ impl Store {
                     .foreign_keys(true)
             });
         }
-        let db = Database::connect(options).await.map_err(|source| StoreError::Connect { url: redact(&url), source })?;
+        let db = Database::connect(options)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
         migrations::Migrator::up(&db, None).await?;
         Ok(Store { db })
     }

@@ -7,12 +7,15 @@ use moviola_store::{Role, Store};
 
 async fn sqlite() -> (Store, tempdir::TempDir) {
     let dir = tempdir::TempDir::new();
-    let store = Store::connect(&format!("sqlite://{}/nested/moviola.db", dir.path.display()), 4).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}/nested/moviola.db", dir.path.display()), 4)
+        .await
+        .unwrap();
     (store, dir)
 }
 
 async fn postgres() -> (Store, tempdir::TempDir) {
-    let admin = std::env::var("MOVIOLA_TEST_PG_URL").expect("MOVIOLA_TEST_PG_URL must name a PostgreSQL admin URL: run the tests through scripts/test.sh");
+    let admin = std::env::var("MOVIOLA_TEST_PG_URL")
+        .expect("MOVIOLA_TEST_PG_URL must name a PostgreSQL admin URL: run the tests through scripts/test.sh");
     let url = tempdir::fresh_pg_database(&admin).await;
     (Store::connect(&url, 4).await.unwrap(), tempdir::TempDir::new())
 }
@@ -55,7 +58,12 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(users_and_tokens, projects_and_roles, document_journal_and_compaction, delete_cascades);
+both_backends!(
+    users_and_tokens,
+    projects_and_roles,
+    document_journal_and_compaction,
+    delete_cascades
+);
 
 async fn users_and_tokens(store: Store) {
     let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
@@ -64,7 +72,10 @@ async fn users_and_tokens(store: Store) {
     assert_eq!(store.user_by_email("ana@example.com").await.unwrap().unwrap().id, ana.id);
     store.insert_token(ana.id, "hash1", 10, 100).await.unwrap();
     assert_eq!(store.user_by_token_hash("hash1", 50).await.unwrap().unwrap().id, ana.id);
-    assert!(store.user_by_token_hash("hash1", 100).await.unwrap().is_none(), "expired token accepted");
+    assert!(
+        store.user_by_token_hash("hash1", 100).await.unwrap().is_none(),
+        "expired token accepted"
+    );
     assert!(store.user_by_token_hash("nope", 50).await.unwrap().is_none());
     store.delete_token("hash1").await.unwrap();
     assert!(store.user_by_token_hash("hash1", 50).await.unwrap().is_none());
@@ -75,7 +86,13 @@ async fn projects_and_roles(store: Store) {
     let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
     let bo = store.create_user("bo@example.com", "Bo", "phc", false, 1).await.unwrap();
     let p = store.create_project(ana.id, "Trailer", "docA", vec![1, 2, 3], 5).await.unwrap();
-    assert!(store.create_project(ana.id, "Again", "docA", vec![], 5).await.unwrap_err().is_conflict());
+    assert!(
+        store
+            .create_project(ana.id, "Again", "docA", vec![], 5)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
     assert_eq!(store.role_of(p.id, ana.id).await.unwrap(), Some(Role::Owner));
     assert_eq!(store.role_of(p.id, bo.id).await.unwrap(), None);
     store.add_member(p.id, bo.id, Role::Viewer, 6).await.unwrap();

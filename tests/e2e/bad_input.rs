@@ -12,7 +12,9 @@ use crate::add_track;
 
 async fn assert_still_works(c: &mut SyncClient, track: &str) {
     c.edit(&add_track(track)).await.unwrap();
-    c.pump_until(Duration::from_secs(5), |c| c.acknowledged() && c.view().track(track).is_some()).await.unwrap();
+    c.pump_until(Duration::from_secs(5), |c| c.acknowledged() && c.view().track(track).is_some())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +31,13 @@ async fn malformed_frames_get_errors_and_change_nothing() {
         (cbor(&[("type", ciborium::Value::Text("teleport".into()))]), "unknown message type"),
         (cbor(&[("type", ciborium::Value::Text("sync".into()))]), "invalid \"sync\" message"),
         (
-            Message::Sync { sender_id: c.peer_id.clone(), target_id: c.server_id.clone(), document_id: c.doc_id.clone(), data: b"definitely not automerge".to_vec() }.encode(),
+            Message::Sync {
+                sender_id: c.peer_id.clone(),
+                target_id: c.server_id.clone(),
+                document_id: c.doc_id.clone(),
+                data: b"definitely not automerge".to_vec(),
+            }
+            .encode(),
             "not an automerge sync message",
         ),
     ];
@@ -39,7 +47,10 @@ async fn malformed_frames_get_errors_and_change_nothing() {
         c.pump_until(Duration::from_secs(5), |c| !c.errors.is_empty()).await.unwrap();
         assert!(c.errors[0].contains(expected), "expected {expected:?} in {:?}", c.errors);
     }
-    c.socket.send(tokio_tungstenite::tungstenite::Message::Text("hello".into())).await.unwrap();
+    c.socket
+        .send(tokio_tungstenite::tungstenite::Message::Text("hello".into()))
+        .await
+        .unwrap();
     c.errors.clear();
     c.pump_until(Duration::from_secs(5), |c| !c.errors.is_empty()).await.unwrap();
     assert!(c.errors[0].contains("binary"), "{:?}", c.errors);
@@ -55,7 +66,12 @@ async fn malformed_frames_get_errors_and_change_nothing() {
 use futures_util::SinkExt;
 
 fn cbor(fields: &[(&str, ciborium::Value)]) -> Vec<u8> {
-    let map = ciborium::Value::Map(fields.iter().map(|(k, v)| (ciborium::Value::Text((*k).into()), v.clone())).collect());
+    let map = ciborium::Value::Map(
+        fields
+            .iter()
+            .map(|(k, v)| (ciborium::Value::Text((*k).into()), v.clone()))
+            .collect(),
+    );
     let mut out = Vec::new();
     ciborium::into_writer(&map, &mut out).unwrap();
     out
@@ -63,15 +79,29 @@ fn cbor(fields: &[(&str, ciborium::Value)]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frame_is_refused_and_the_server_carries_on() {
-    let server = TestServer::start_with(&[("MOVIOLA_LIMITS_MAX_FRAME_BYTES", "65536"), ("MOVIOLA_LIMITS_MAX_MESSAGE_BYTES", "65536")]);
+    let server = TestServer::start_with(&[
+        ("MOVIOLA_LIMITS_MAX_FRAME_BYTES", "65536"),
+        ("MOVIOLA_LIMITS_MAX_MESSAGE_BYTES", "65536"),
+    ]);
     let ana = register(server.port, "ana");
     let (_, doc) = create_project(server.port, &ana, "Big");
     let mut c = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
     c.wait_loaded().await.unwrap();
-    let huge = Message::Ephemeral { sender_id: c.peer_id.clone(), target_id: c.server_id.clone(), document_id: c.doc_id.clone(), count: 1, session_id: "s".into(), data: vec![0u8; 200_000] };
+    let huge = Message::Ephemeral {
+        sender_id: c.peer_id.clone(),
+        target_id: c.server_id.clone(),
+        document_id: c.doc_id.clone(),
+        count: 1,
+        session_id: "s".into(),
+        data: vec![0u8; 200_000],
+    };
     c.send_raw(huge.encode()).await.unwrap();
     let _ = c.pump_until(Duration::from_secs(5), |c| !c.errors.is_empty()).await;
-    assert!(c.errors.iter().any(|e| e.contains("frame too large") && e.contains("65536")), "{:?}", c.errors);
+    assert!(
+        c.errors.iter().any(|e| e.contains("frame too large") && e.contains("65536")),
+        "{:?}",
+        c.errors
+    );
     let mut other = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
     other.wait_loaded().await.unwrap();
     assert_still_works(&mut other, "after-huge").await;
@@ -87,7 +117,9 @@ async fn a_flood_past_the_rate_limit_is_dropped_with_an_error() {
     for count in 1..=300 {
         c.send_ephemeral(count, vec![0xa0]).await.unwrap();
     }
-    c.pump_until(Duration::from_secs(5), |c| c.errors.iter().any(|e| e.contains("rate limit"))).await.unwrap();
+    c.pump_until(Duration::from_secs(5), |c| c.errors.iter().any(|e| e.contains("rate limit")))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     c.pump(Duration::from_millis(50)).await.unwrap();
     assert_still_works(&mut c, "after-flood").await;
@@ -96,7 +128,10 @@ async fn a_flood_past_the_rate_limit_is_dropped_with_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_forged_tokens_are_refused() {
     let server = TestServer::start();
-    for url in [format!("ws://127.0.0.1:{}/sync", server.port), server.ws_url("forged-0123456789abcdef")] {
+    for url in [
+        format!("ws://127.0.0.1:{}/sync", server.port),
+        server.ws_url("forged-0123456789abcdef"),
+    ] {
         let mut socket = connect(&url).await.unwrap();
         match recv(&mut socket, Duration::from_secs(5)).await {
             Some(Message::Error { message, .. }) => assert!(message.contains("authentication failed"), "{message}"),

@@ -34,14 +34,26 @@ async fn acknowledged_edits_survive_kill_9() {
             acked_heads = client.server_heads.clone();
         }
     }
-    let acked_doc = client.doc.fork_at(&acked_heads).expect("acknowledged heads are in the client's document");
+    let acked_doc = client
+        .doc
+        .fork_at(&acked_heads)
+        .expect("acknowledged heads are in the client's document");
     let acked_tracks = moviola_crdt::Timeline::read(&acked_doc).tracks.len();
-    assert!(acked_tracks >= 50, "only {acked_tracks} of {n_sent} edits were acknowledged before the kill");
+    assert!(
+        acked_tracks >= 50,
+        "only {acked_tracks} of {n_sent} edits were acknowledged before the kill"
+    );
 
     server.restart();
     let mut fresh = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
-    fresh.pump_until(Duration::from_secs(10), |c| c.view().tracks.len() >= acked_tracks).await.unwrap();
+    fresh
+        .pump_until(Duration::from_secs(10), |c| c.view().tracks.len() >= acked_tracks)
+        .await
+        .unwrap();
     for head in &acked_heads {
-        assert!(fresh.doc.get_change_by_hash(head).is_some(), "acknowledged change {head} lost in the crash");
+        assert!(
+            fresh.doc.get_change_by_hash(head).is_some(),
+            "acknowledged change {head} lost in the crash"
+        );
     }
 }

@@ -6,10 +6,15 @@ mod crash;
 mod node;
 mod sync;
 
-use moviola_crdt::timeline::TrackKind;
 use moviola_crdt::EditOp;
+use moviola_crdt::timeline::TrackKind;
 
 /// A small, valid edit with a unique id.
 pub(crate) fn add_track(id: &str) -> EditOp {
-    EditOp::AddTrack { id: id.to_owned(), kind: TrackKind::Video, name: id.to_owned(), after: None }
+    EditOp::AddTrack {
+        id: id.to_owned(),
+        kind: TrackKind::Video,
+        name: id.to_owned(),
+        after: None,
+    }
 }

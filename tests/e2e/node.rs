@@ -24,11 +24,19 @@ async fn official_automerge_repo_client_syncs() {
         .unwrap()
         .expect("run node (scripts/test.sh installs it and the npm packages)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "node client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "node client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("node printed JSON");
     assert_eq!(result["title"], "From Node");
     assert_eq!(result["sawRustTrack"], true, "node saw: {}", String::from_utf8_lossy(&out.stderr));
 
     // The Node client's edit reached the server and the Rust client.
-    rust.pump_until(Duration::from_secs(10), |c| c.view().title == "renamed by node" && c.view().tracks.iter().any(|t| t.name == "from-node")).await.unwrap();
+    rust.pump_until(Duration::from_secs(10), |c| {
+        c.view().title == "renamed by node" && c.view().tracks.iter().any(|t| t.name == "from-node")
+    })
+    .await
+    .unwrap();
 }

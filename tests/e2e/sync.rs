@@ -9,7 +9,11 @@ use crate::add_track;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clients_edit_concurrently_and_converge() {
     let server = TestServer::start();
-    let (ana, bo, cy) = (register(server.port, "ana"), register(server.port, "bo"), register(server.port, "cy"));
+    let (ana, bo, cy) = (
+        register(server.port, "ana"),
+        register(server.port, "bo"),
+        register(server.port, "cy"),
+    );
     let (project, doc) = create_project(server.port, &ana, "Trailer");
     add_member(server.port, &ana, project, &bo, "editor");
     add_member(server.port, &ana, project, &cy, "editor");
@@ -24,7 +28,11 @@ async fn three_clients_edit_concurrently_and_converge() {
         for (idx, c) in clients.iter_mut().enumerate() {
             c.edit(&add_track(&format!("t{idx}-{round}"))).await.unwrap();
             if round % 5 == 0 {
-                c.edit(&EditOp::SetTitle { title: format!("title by {idx} in {round}") }).await.unwrap();
+                c.edit(&EditOp::SetTitle {
+                    title: format!("title by {idx} in {round}"),
+                })
+                .await
+                .unwrap();
             }
         }
         for c in clients.iter_mut() {
@@ -33,7 +41,9 @@ async fn three_clients_edit_concurrently_and_converge() {
     }
     // Converged: every client has all 45 tracks and the same heads.
     for c in clients.iter_mut() {
-        c.pump_until(Duration::from_secs(20), |c| c.view().tracks.len() == 45).await.unwrap();
+        c.pump_until(Duration::from_secs(20), |c| c.view().tracks.len() == 45)
+            .await
+            .unwrap();
     }
     for c in clients.iter_mut() {
         c.pump_until(Duration::from_secs(10), |c| c.server_heads.len() > 0).await.unwrap();
@@ -42,7 +52,14 @@ async fn three_clients_edit_concurrently_and_converge() {
     let views: Vec<_> = clients.iter().map(|c| c.view()).collect();
     assert_eq!(views[0], views[1]);
     assert_eq!(views[1], views[2]);
-    let mut heads: Vec<_> = clients.iter_mut().map(|c| { let mut h = c.doc.get_heads(); h.sort(); h }).collect();
+    let mut heads: Vec<_> = clients
+        .iter_mut()
+        .map(|c| {
+            let mut h = c.doc.get_heads();
+            h.sort();
+            h
+        })
+        .collect();
     heads.dedup();
     assert_eq!(heads.len(), 1, "clients hold different heads");
     for c in &clients {
@@ -67,7 +84,9 @@ async fn offline_edits_merge_on_reconnect() {
         moviola_crdt::apply_and_commit(&mut offline_doc, &add_track(&format!("offline{i}"))).unwrap();
     }
     b.edit(&add_track("online")).await.unwrap();
-    b.pump_until(Duration::from_secs(5), |c| c.server_heads.len() > 0 && c.view().tracks.len() == 1).await.unwrap();
+    b.pump_until(Duration::from_secs(5), |c| c.server_heads.len() > 0 && c.view().tracks.len() == 1)
+        .await
+        .unwrap();
     // A reconnects with its document: both sides end with all six tracks.
     let mut a = SyncClient::open_with(&server.ws_url(&ana.token), &doc, offline_doc).await.unwrap();
     a.pump_until(Duration::from_secs(10), |c| c.view().tracks.len() == 6).await.unwrap();
@@ -86,7 +105,10 @@ async fn viewer_receives_changes_but_its_own_are_refused() {
     let mut viewer = SyncClient::open(&server.ws_url(&vi.token), &doc).await.unwrap();
     viewer.wait_loaded().await.unwrap();
     owner.edit(&add_track("by-owner")).await.unwrap();
-    viewer.pump_until(Duration::from_secs(5), |c| c.view().track("by-owner").is_some()).await.unwrap();
+    viewer
+        .pump_until(Duration::from_secs(5), |c| c.view().track("by-owner").is_some())
+        .await
+        .unwrap();
     viewer.edit(&add_track("by-viewer")).await.unwrap();
     viewer.pump_until(Duration::from_secs(5), |c| !c.errors.is_empty()).await.unwrap();
     assert!(viewer.errors[0].contains("viewer"), "{:?}", viewer.errors);
@@ -94,7 +116,10 @@ async fn viewer_receives_changes_but_its_own_are_refused() {
     owner.pump(Duration::from_millis(300)).await.unwrap();
     assert!(owner.view().track("by-viewer").is_none());
     let mut fresh = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
-    fresh.pump_until(Duration::from_secs(5), |c| c.view().track("by-owner").is_some()).await.unwrap();
+    fresh
+        .pump_until(Duration::from_secs(5), |c| c.view().track("by-owner").is_some())
+        .await
+        .unwrap();
     assert!(fresh.view().track("by-viewer").is_none());
 }
 

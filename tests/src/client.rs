@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use moviola_crdt::wire::{DocumentId, Message};
 use moviola_crdt::{EditOp, Timeline};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -35,8 +35,12 @@ pub struct SyncClient {
 
 /// Opens a WebSocket to `url` with limits large enough for tests.
 pub async fn connect(url: &str) -> Result<Socket> {
-    let config = WebSocketConfig::default().max_message_size(Some(256 << 20)).max_frame_size(Some(256 << 20));
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await.context("connect")?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(256 << 20))
+        .max_frame_size(Some(256 << 20));
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .context("connect")?;
     Ok(socket)
 }
 
@@ -67,7 +71,15 @@ impl SyncClient {
     pub async fn open_with(url: &str, doc_id: &str, doc: AutoCommit) -> Result<SyncClient> {
         let mut socket = connect(url).await?;
         let peer_id = format!("rust-{}", uuid::Uuid::new_v4().simple());
-        send(&mut socket, &Message::Join { sender_id: peer_id.clone(), peer_metadata: None, supported_protocol_versions: Some(vec!["1".into()]) }).await?;
+        send(
+            &mut socket,
+            &Message::Join {
+                sender_id: peer_id.clone(),
+                peer_metadata: None,
+                supported_protocol_versions: Some(vec!["1".into()]),
+            },
+        )
+        .await?;
         let server_id = match recv(&mut socket, Duration::from_secs(5)).await {
             Some(Message::Peer { sender_id, .. }) => sender_id,
             Some(Message::Error { message, .. }) => bail!("server refused: {message}"),
@@ -88,12 +100,26 @@ impl SyncClient {
             local_heads: Vec::new(),
         };
         client.local_heads = client.doc.get_heads();
-        let first = client.doc.sync().generate_sync_message(&mut client.state).expect("first sync message");
+        let first = client
+            .doc
+            .sync()
+            .generate_sync_message(&mut client.state)
+            .expect("first sync message");
         let data = first.encode();
         let msg = if client.doc.get_heads().is_empty() {
-            Message::Request { sender_id: client.peer_id.clone(), target_id: client.server_id.clone(), document_id: client.doc_id.clone(), data }
+            Message::Request {
+                sender_id: client.peer_id.clone(),
+                target_id: client.server_id.clone(),
+                document_id: client.doc_id.clone(),
+                data,
+            }
         } else {
-            Message::Sync { sender_id: client.peer_id.clone(), target_id: client.server_id.clone(), document_id: client.doc_id.clone(), data }
+            Message::Sync {
+                sender_id: client.peer_id.clone(),
+                target_id: client.server_id.clone(),
+                document_id: client.doc_id.clone(),
+                data,
+            }
         };
         send(&mut client.socket, &msg).await?;
         Ok(client)
@@ -101,7 +127,12 @@ impl SyncClient {
 
     async fn send_pending_sync(&mut self) -> Result<()> {
         if let Some(m) = self.doc.sync().generate_sync_message(&mut self.state) {
-            let msg = Message::Sync { sender_id: self.peer_id.clone(), target_id: self.server_id.clone(), document_id: self.doc_id.clone(), data: m.encode() };
+            let msg = Message::Sync {
+                sender_id: self.peer_id.clone(),
+                target_id: self.server_id.clone(),
+                document_id: self.doc_id.clone(),
+                data: m.encode(),
+            };
             send(&mut self.socket, &msg).await?;
         }
         Ok(())
@@ -184,7 +215,14 @@ impl SyncClient {
     }
 
     pub async fn send_ephemeral(&mut self, count: u64, data: Vec<u8>) -> Result<()> {
-        let msg = Message::Ephemeral { sender_id: self.peer_id.clone(), target_id: self.server_id.clone(), document_id: self.doc_id.clone(), count, session_id: "s1".into(), data };
+        let msg = Message::Ephemeral {
+            sender_id: self.peer_id.clone(),
+            target_id: self.server_id.clone(),
+            document_id: self.doc_id.clone(),
+            count,
+            session_id: "s1".into(),
+            data,
+        };
         send(&mut self.socket, &msg).await
     }
 }

@@ -13,7 +13,11 @@ pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("moviola");
-    assert!(bin.exists(), "{} not found: run `cargo build -p moviola-server` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p moviola-server` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -33,7 +37,13 @@ impl TestServer {
     /// Starts a server with extra `MOVIOLA_*` settings.
     pub fn start_with(env: &[(&str, &str)]) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!("moviola-e2e-{}", uuid::Uuid::new_v4().simple()));
-        let mut server = TestServer { child: None, data_dir, port: 0, env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), keep_dir: false };
+        let mut server = TestServer {
+            child: None,
+            data_dir,
+            port: 0,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            keep_dir: false,
+        };
         server.spawn();
         server
     }
@@ -47,12 +57,22 @@ impl TestServer {
         }
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn moviola");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read moviola stdout");
-        self.port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("unexpected first line from moviola: {line:?}"));
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read moviola stdout");
+        self.port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from moviola: {line:?}"));
         self.child = Some(child);
         // Wait until the HTTP API answers (the store opens after the port is printed).
         for _ in 0..200 {
-            if crate::http::request(self.port, "GET", "/health", None, None).map(|r| r.status == 200).unwrap_or(false) {
+            if crate::http::request(self.port, "GET", "/health", None, None)
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+            {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));

@@ -5,7 +5,12 @@ use sea_orm_migration::schema::*;
 pub(crate) struct Migration;
 
 fn fk(name: &str, from_table: &'static str, from_col: &'static str, to_table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create().name(name).from(from_table, from_col).to(to_table, "id").on_delete(ForeignKeyAction::Cascade).to_owned()
+    ForeignKey::create()
+        .name(name)
+        .from(from_table, from_col)
+        .to(to_table, "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -59,7 +64,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("idx_memberships_user").table("memberships").col("user_id").to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("idx_memberships_user")
+                .table("memberships")
+                .col("user_id")
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table("doc_snapshots")
@@ -82,7 +94,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("idx_doc_changes_project_seq").table("doc_changes").col("project_id").col("seq").to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("idx_doc_changes_project_seq")
+                .table("doc_changes")
+                .col("project_id")
+                .col("seq")
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table("audit_log")
@@ -95,12 +115,27 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("idx_audit_log_project").table("audit_log").col("project_id").to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("idx_audit_log_project")
+                .table("audit_log")
+                .col("project_id")
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["audit_log", "doc_changes", "doc_snapshots", "memberships", "projects", "auth_tokens", "users"] {
+        for table in [
+            "audit_log",
+            "doc_changes",
+            "doc_snapshots",
+            "memberships",
+            "projects",
+            "auth_tokens",
+            "users",
+        ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set};
 
-use crate::tables::{audit_log, ProjectId, UserId};
+use crate::tables::{ProjectId, UserId, audit_log};
 use crate::{Result, Store};
 
 pub use audit_log::Model as AuditEntry;
@@ -23,6 +23,10 @@ impl Store {
     }
 
     pub async fn audit_for_project(&self, project: ProjectId) -> Result<Vec<AuditEntry>> {
-        Ok(audit_log::Entity::find().filter(audit_log::Column::ProjectId.eq(project)).order_by_asc(audit_log::Column::Id).all(&self.db).await?)
+        Ok(audit_log::Entity::find()
+            .filter(audit_log::Column::ProjectId.eq(project))
+            .order_by_asc(audit_log::Column::Id)
+            .all(&self.db)
+            .await?)
     }
 }

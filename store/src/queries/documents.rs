@@ -6,7 +6,7 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set, TransactionTrait};
 
-use crate::tables::{doc_change, doc_snapshot, ProjectId};
+use crate::tables::{ProjectId, doc_change, doc_snapshot};
 use crate::{Result, Store, StoreError};
 
 /// What is stored for one document.
@@ -28,7 +28,10 @@ impl Store {
     /// Reads the snapshot and the journal after it in one transaction.
     pub async fn load_document(&self, project: ProjectId) -> Result<StoredDocument> {
         let txn = self.db.begin().await?;
-        let snapshot = doc_snapshot::Entity::find_by_id(project).one(&txn).await?.ok_or(StoreError::NotFound { what: "project document" })?;
+        let snapshot = doc_snapshot::Entity::find_by_id(project)
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound { what: "project document" })?;
         let changes = doc_change::Entity::find()
             .filter(doc_change::Column::ProjectId.eq(project))
             .filter(doc_change::Column::Seq.gt(snapshot.upto_seq))
@@ -36,13 +39,24 @@ impl Store {
             .all(&txn)
             .await?;
         txn.commit().await?;
-        Ok(StoredDocument { snapshot: snapshot.data, upto_seq: snapshot.upto_seq, changes: changes.into_iter().map(|c| (c.seq, c.data)).collect() })
+        Ok(StoredDocument {
+            snapshot: snapshot.data,
+            upto_seq: snapshot.upto_seq,
+            changes: changes.into_iter().map(|c| (c.seq, c.data)).collect(),
+        })
     }
 
     /// Appends one journal entry and commits it. Returns its sequence number. When this returns
     /// `Ok`, the entry survives a crash.
     pub async fn append_changes(&self, project: ProjectId, data: Vec<u8>, now: i64) -> Result<i64> {
-        let entry = doc_change::ActiveModel { seq: NotSet, project_id: Set(project), data: Set(data), created_at: Set(now) }.insert(&self.db).await?;
+        let entry = doc_change::ActiveModel {
+            seq: NotSet,
+            project_id: Set(project),
+            data: Set(data),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
         Ok(entry.seq)
     }
 
@@ -50,7 +64,10 @@ impl Store {
     /// `upto_seq`, and drops those entries, atomically.
     pub async fn compact_document(&self, project: ProjectId, data: Vec<u8>, upto_seq: i64, now: i64) -> Result<()> {
         let txn = self.db.begin().await?;
-        let current = doc_snapshot::Entity::find_by_id(project).one(&txn).await?.ok_or(StoreError::NotFound { what: "project document" })?;
+        let current = doc_snapshot::Entity::find_by_id(project)
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound { what: "project document" })?;
         if current.upto_seq > upto_seq {
             // Someone compacted further already; never move the snapshot backwards.
             return Ok(());

@@ -2,8 +2,8 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set, TransactionTrait};
 
-use crate::tables::{doc_snapshot, membership, project, ProjectId, Role, UserId};
-use crate::{conflict_or, Membership, Project, Result, Store, StoreError};
+use crate::tables::{ProjectId, Role, UserId, doc_snapshot, membership, project};
+use crate::{Membership, Project, Result, Store, StoreError, conflict_or};
 
 /// A project as one member sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +17,32 @@ impl Store {
     /// transaction: there is never a project without a document or an owner.
     pub async fn create_project(&self, owner: UserId, name: &str, doc_id: &str, initial_doc: Vec<u8>, now: i64) -> Result<Project> {
         let txn = self.db.begin().await?;
-        let project = project::ActiveModel { id: NotSet, doc_id: Set(doc_id.to_owned()), name: Set(name.to_owned()), created_by: Set(owner), created_at: Set(now) }
-            .insert(&txn)
-            .await
-            .map_err(|e| conflict_or(e, "a project with this document id"))?;
-        membership::ActiveModel { project_id: Set(project.id), user_id: Set(owner), role: Set(Role::Owner), created_at: Set(now) }.insert(&txn).await?;
-        doc_snapshot::ActiveModel { project_id: Set(project.id), data: Set(initial_doc), upto_seq: Set(0), updated_at: Set(now) }.insert(&txn).await?;
+        let project = project::ActiveModel {
+            id: NotSet,
+            doc_id: Set(doc_id.to_owned()),
+            name: Set(name.to_owned()),
+            created_by: Set(owner),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| conflict_or(e, "a project with this document id"))?;
+        membership::ActiveModel {
+            project_id: Set(project.id),
+            user_id: Set(owner),
+            role: Set(Role::Owner),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        doc_snapshot::ActiveModel {
+            project_id: Set(project.id),
+            data: Set(initial_doc),
+            upto_seq: Set(0),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
         txn.commit().await?;
         Ok(project)
     }
@@ -32,14 +52,24 @@ impl Store {
     }
 
     pub async fn project_by_doc_id(&self, doc_id: &str) -> Result<Option<Project>> {
-        Ok(project::Entity::find().filter(project::Column::DocId.eq(doc_id)).one(&self.db).await?)
+        Ok(project::Entity::find()
+            .filter(project::Column::DocId.eq(doc_id))
+            .one(&self.db)
+            .await?)
     }
 
     /// Every project `user` is a member of, newest first.
     pub async fn projects_of(&self, user: UserId) -> Result<Vec<ProjectWithRole>> {
-        let members = membership::Entity::find().filter(membership::Column::UserId.eq(user)).all(&self.db).await?;
+        let members = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user))
+            .all(&self.db)
+            .await?;
         let ids: Vec<ProjectId> = members.iter().map(|m| m.project_id).collect();
-        let projects = project::Entity::find().filter(project::Column::Id.is_in(ids)).order_by_desc(project::Column::Id).all(&self.db).await?;
+        let projects = project::Entity::find()
+            .filter(project::Column::Id.is_in(ids))
+            .order_by_desc(project::Column::Id)
+            .all(&self.db)
+            .await?;
         Ok(projects
             .into_iter()
             .filter_map(|project| {
@@ -70,18 +100,30 @@ impl Store {
     }
 
     pub async fn members(&self, project: ProjectId) -> Result<Vec<Membership>> {
-        Ok(membership::Entity::find().filter(membership::Column::ProjectId.eq(project)).order_by_asc(membership::Column::CreatedAt).all(&self.db).await?)
+        Ok(membership::Entity::find()
+            .filter(membership::Column::ProjectId.eq(project))
+            .order_by_asc(membership::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
     }
 
     pub async fn add_member(&self, project: ProjectId, user: UserId, role: Role, now: i64) -> Result<Membership> {
-        membership::ActiveModel { project_id: Set(project), user_id: Set(user), role: Set(role), created_at: Set(now) }
-            .insert(&self.db)
-            .await
-            .map_err(|e| conflict_or(e, "this membership"))
+        membership::ActiveModel {
+            project_id: Set(project),
+            user_id: Set(user),
+            role: Set(role),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| conflict_or(e, "this membership"))
     }
 
     pub async fn set_role(&self, project: ProjectId, user: UserId, role: Role) -> Result<Membership> {
-        let member = membership::Entity::find_by_id((project, user)).one(&self.db).await?.ok_or(StoreError::NotFound { what: "membership" })?;
+        let member = membership::Entity::find_by_id((project, user))
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound { what: "membership" })?;
         let mut active: membership::ActiveModel = member.into();
         active.role = Set(role);
         Ok(active.update(&self.db).await?)

@@ -2,8 +2,8 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
 
-use crate::tables::{auth_token, user, UserId};
-use crate::{conflict_or, Result, Store, StoreError, User};
+use crate::tables::{UserId, auth_token, user};
+use crate::{Result, Store, StoreError, User, conflict_or};
 
 impl Store {
     pub async fn create_user(&self, email: &str, display_name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<User> {
@@ -54,7 +54,10 @@ impl Store {
 
     /// Revokes one token (logout).
     pub async fn delete_token(&self, token_hash: &str) -> Result<()> {
-        let res = auth_token::Entity::delete_many().filter(auth_token::Column::TokenHash.eq(token_hash)).exec(&self.db).await?;
+        let res = auth_token::Entity::delete_many()
+            .filter(auth_token::Column::TokenHash.eq(token_hash))
+            .exec(&self.db)
+            .await?;
         if res.rows_affected == 0 {
             return Err(StoreError::NotFound { what: "token" });
         }
