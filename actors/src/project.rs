@@ -194,7 +194,9 @@ impl ProjectActor {
             senders.push(conn);
         }
         if self.doc.get_heads() == heads_before {
-            self.flush();
+            // Nothing new: only the peers that spoke may need an answer. Asking automerge about
+            // every other peer costs a walk of the change graph each and yields nothing.
+            self.flush(Some(&senders));
             return;
         }
         let delta = self.doc.save_after(&heads_before);
@@ -207,7 +209,7 @@ impl ProjectActor {
                     Ok(seq) => {
                         act.last_seq = seq;
                         act.entries_since_compaction += 1;
-                        act.flush();
+                        act.flush(None);
                         if act.entries_since_compaction >= act.settings.compact_after_entries {
                             act.compact(ctx);
                         }
@@ -233,10 +235,12 @@ impl ProjectActor {
         );
     }
 
-    /// Generates and sends one sync message to every peer that needs one.
-    fn flush(&mut self) {
+    /// Generates and sends one sync message to every peer that needs one: all syncing peers
+    /// after the document changed, else only `only`.
+    fn flush(&mut self, only: Option<&[u64]>) {
         let server = self.hub.peer_id().to_owned();
-        for peer in self.peers.values_mut().filter(|p| p.syncing) {
+        let wanted = |conn: &u64| only.is_none_or(|list| list.contains(conn));
+        for (_, peer) in self.peers.iter_mut().filter(|(conn, p)| p.syncing && wanted(conn)) {
             if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
                 let frame = wire::Message::Sync {
                     sender_id: server.clone(),

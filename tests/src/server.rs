@@ -10,8 +10,14 @@ pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MOVIOLA_BIN") {
         return path.into();
     }
+    // Test binaries live in target/<profile>/deps, tools such as the benchmark in target/<profile>.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let dir = exe.parent().expect("target dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
     let bin = dir.join("moviola");
     assert!(
         bin.exists(),
@@ -92,6 +98,11 @@ impl TestServer {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Process id of the running server (for memory figures in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn ws_url(&self, token: &str) -> String {
