@@ -17,10 +17,14 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait;
 
+pub use queries::assets::{Asset, NewAsset};
 pub use queries::audit::AuditEntry;
+pub use queries::credits::Balance;
 pub use queries::documents::StoredDocument;
+pub use queries::jobs::{Job, NewJob, Outcome};
 pub use queries::projects::ProjectWithRole;
-pub use tables::{ProjectId, Role, TokenId, UserId};
+pub use tables::credit_entry::Model as CreditEntry;
+pub use tables::{AssetId, JobId, JobState, ProjectId, Role, TokenId, UserId};
 pub use tables::{membership::Model as Membership, project::Model as Project, user::Model as User};
 
 /// Errors from the store, with what the caller needs to decide what to tell a user.
@@ -34,6 +38,10 @@ pub enum StoreError {
     Connect { url: String, source: DbErr },
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
+    #[error("not enough credits: the job needs {needed}, {available} are available")]
+    InsufficientCredits { needed: i64, available: i64 },
+    #[error("{message}")]
+    Invalid { message: String },
     #[error("database error: {0}")]
     Db(#[from] DbErr),
 }

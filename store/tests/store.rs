@@ -3,7 +3,7 @@
 //! `MOVIOLA_TEST_PG_URL` (an admin URL; each test creates its own database), which the test
 //! command (`scripts/test.sh`) sets after starting a local server.
 
-use moviola_store::{Role, Store};
+use moviola_store::{Balance, JobState, NewAsset, NewJob, Outcome, ProjectId, Role, Store, StoreError, UserId};
 
 async fn sqlite() -> (Store, tempdir::TempDir) {
     let dir = tempdir::TempDir::new();
@@ -62,7 +62,11 @@ both_backends!(
     users_and_tokens,
     projects_and_roles,
     document_journal_and_compaction,
-    delete_cascades
+    delete_cascades,
+    credits_reserve_and_release_exactly_once,
+    idempotent_submit_reserves_once,
+    crash_recovery_requeues_then_fails,
+    assets_deduplicate_by_content
 );
 
 async fn users_and_tokens(store: Store) {
@@ -140,4 +144,164 @@ async fn delete_cascades(store: Store) {
     assert!(store.load_document(p.id).await.unwrap_err().is_not_found());
     assert!(store.role_of(p.id, ana.id).await.unwrap().is_none());
     assert!(store.delete_project(p.id).await.unwrap_err().is_not_found());
+}
+
+fn new_job(project: ProjectId, user: UserId, credits: i64, key: Option<&str>) -> NewJob {
+    NewJob {
+        project,
+        user,
+        kind: "enhance.color".into(),
+        params: "{}".into(),
+        input_asset: None,
+        priority: 0,
+        idempotency_key: key.map(str::to_owned),
+        estimate_credits: credits,
+        estimate_ms: 1000,
+    }
+}
+
+/// The ledger's invariant: every credit granted is available, reserved or settled.
+fn balanced(b: &Balance) {
+    assert_eq!(b.granted, b.available + b.reserved + b.settled, "{b:?}");
+    assert!(b.available >= 0 && b.reserved >= 0, "{b:?}");
+}
+
+async fn credits_reserve_and_release_exactly_once(store: Store) {
+    let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
+    let p = store.create_project(ana.id, "P", "docJ", vec![0], 1).await.unwrap();
+    assert!(matches!(
+        store.grant_credits(ana.id, 0, "zero", 1).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    store.grant_credits(ana.id, 100, "welcome", 1).await.unwrap();
+
+    let (job, created) = store.submit_job(new_job(p.id, ana.id, 30, None), 2).await.unwrap();
+    assert!(created);
+    assert_eq!(job.state, JobState::Queued);
+    let b = store.credit_balance(ana.id).await.unwrap();
+    assert_eq!((b.available, b.reserved), (70, 30));
+    balanced(&b);
+
+    let started = store.start_job(job.id, "cpu", 3).await.unwrap().unwrap();
+    assert_eq!((started.state, started.attempts), (JobState::Running, 1));
+    assert!(
+        store.start_job(job.id, "cpu", 3).await.unwrap().is_none(),
+        "a running job cannot start twice"
+    );
+
+    let done = store
+        .finish_job(
+            job.id,
+            Outcome::Succeeded {
+                actual_credits: 20,
+                result_asset: None,
+            },
+            4,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.state, done.actual_credits, done.estimate_credits),
+        (JobState::Succeeded, Some(20), 30)
+    );
+    // A second finish (say a cancel racing the success) changes nothing.
+    assert!(
+        store
+            .finish_job(job.id, Outcome::Cancelled { reason: "late".into() }, 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let b = store.credit_balance(ana.id).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.settled), (80, 0, 20));
+    balanced(&b);
+
+    // Cancel refunds everything.
+    let (j2, _) = store.submit_job(new_job(p.id, ana.id, 50, None), 6).await.unwrap();
+    store
+        .finish_job(j2.id, Outcome::Cancelled { reason: "user".into() }, 7)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = store.credit_balance(ana.id).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.settled), (80, 0, 20));
+
+    // Not enough credits: an error, and no job, no reservation.
+    let before = store.jobs_of(p.id, None).await.unwrap().len();
+    match store.submit_job(new_job(p.id, ana.id, 81, None), 8).await {
+        Err(StoreError::InsufficientCredits { needed: 81, available: 80 }) => {}
+        other => panic!("expected insufficient credits, got {other:?}"),
+    }
+    assert_eq!(store.jobs_of(p.id, None).await.unwrap().len(), before);
+    let b = store.credit_balance(ana.id).await.unwrap();
+    assert_eq!((b.available, b.reserved), (80, 0));
+    balanced(&b);
+    let kinds: Vec<String> = store.credit_entries(ana.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["grant", "reserve", "release", "reserve", "release"]);
+}
+
+async fn idempotent_submit_reserves_once(store: Store) {
+    let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
+    let p = store.create_project(ana.id, "P", "docK", vec![0], 1).await.unwrap();
+    store.grant_credits(ana.id, 100, "welcome", 1).await.unwrap();
+    let (a, created_a) = store.submit_job(new_job(p.id, ana.id, 10, Some("k1")), 2).await.unwrap();
+    let (b, created_b) = store.submit_job(new_job(p.id, ana.id, 10, Some("k1")), 3).await.unwrap();
+    assert!(created_a && !created_b);
+    assert_eq!(a.id, b.id);
+    assert_eq!(store.credit_balance(ana.id).await.unwrap().reserved, 10);
+    let (c, created_c) = store.submit_job(new_job(p.id, ana.id, 10, Some("k2")), 3).await.unwrap();
+    assert!(created_c && c.id != a.id);
+    assert_eq!(store.live_job_count(ana.id).await.unwrap(), 2);
+}
+
+async fn crash_recovery_requeues_then_fails(store: Store) {
+    let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
+    let p = store.create_project(ana.id, "P", "docR", vec![0], 1).await.unwrap();
+    store.grant_credits(ana.id, 100, "welcome", 1).await.unwrap();
+    let (job, _) = store.submit_job(new_job(p.id, ana.id, 10, None), 2).await.unwrap();
+    store.start_job(job.id, "cpu", 3).await.unwrap().unwrap();
+    let (requeued, failed) = store.recover_jobs(2, 4).await.unwrap();
+    assert_eq!((requeued.len(), failed.len()), (1, 0));
+    assert_eq!(requeued[0].state, JobState::Queued);
+    store.start_job(job.id, "cpu", 5).await.unwrap().unwrap();
+    let (requeued, failed) = store.recover_jobs(2, 6).await.unwrap();
+    assert_eq!((requeued.len(), failed.len()), (0, 1));
+    assert_eq!(failed[0].state, JobState::Failed);
+    assert!(failed[0].error.as_deref().unwrap().contains("stopped while this job was running"));
+    let b = store.credit_balance(ana.id).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.settled), (100, 0, 0));
+    assert!(store.live_jobs().await.unwrap().is_empty());
+}
+
+async fn assets_deduplicate_by_content(store: Store) {
+    let ana = store.create_user("ana@example.com", "Ana", "phc", false, 1).await.unwrap();
+    let p = store.create_project(ana.id, "P", "docA", vec![0], 1).await.unwrap();
+    let new = NewAsset {
+        project: p.id,
+        kind: "image".into(),
+        mime: "image/png".into(),
+        name: "a.png".into(),
+        width: 4,
+        height: 3,
+        bytes: 99,
+        sha256: "ab".repeat(32),
+        path: "p/ab.png".into(),
+        created_by: ana.id,
+        source_job: None,
+    };
+    let (a, created) = store.insert_asset(new.clone(), 1).await.unwrap();
+    let (b, again) = store
+        .insert_asset(
+            NewAsset {
+                name: "copy.png".into(),
+                ..new
+            },
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(created && !again);
+    assert_eq!(a.id, b.id);
+    assert_eq!(store.assets_of(p.id).await.unwrap().len(), 1);
 }

@@ -14,6 +14,7 @@ impl Store {
             password_hash: Set(password_hash.to_owned()),
             is_admin: Set(is_admin),
             created_at: Set(now),
+            confirm_above_credits: Set(None),
         };
         model.insert(&self.db).await.map_err(|e| conflict_or(e, "a user with this email"))
     }

@@ -1,10 +1,14 @@
 //! sea-orm entities, one module per table. Ids are newtypes so a user id can never be passed
 //! where a project id belongs.
 
+pub mod asset;
 pub mod audit_log;
 pub mod auth_token;
+pub mod credit_balance;
+pub mod credit_entry;
 pub mod doc_change;
 pub mod doc_snapshot;
+pub mod job;
 pub mod membership;
 pub mod project;
 pub mod user;
@@ -28,6 +32,8 @@ macro_rules! id_type {
 id_type!(UserId);
 id_type!(ProjectId);
 id_type!(TokenId);
+id_type!(JobId);
+id_type!(AssetId);
 
 /// A member's role in a project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, DeriveActiveEnum, serde::Serialize, serde::Deserialize)]
@@ -59,5 +65,50 @@ impl Role {
             Role::Editor => "editor",
             Role::Owner => "owner",
         }
+    }
+}
+
+/// Where a job is in its life. `Queued` and `Running` are live; the other three are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize, serde::Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "succeeded")]
+    Succeeded,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub is_admin: bool,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Jobs estimated above this many credits need an explicit confirmation; `None`: never.
+    pub confirm_above_credits: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
