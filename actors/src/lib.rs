@@ -11,6 +11,7 @@
 //! None.
 
 pub mod hub;
+pub mod jobs;
 pub mod limits;
 pub mod project;
 pub mod session;

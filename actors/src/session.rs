@@ -23,8 +23,9 @@ use crate::project::{EphemeralIn, Join, JoinRefused, Leave, ProjectActor, SyncIn
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-enum Outgoing {
+pub(crate) enum Outgoing {
     Frame(Vec<u8>),
+    Text(Arc<str>),
     Ping,
     Pong(Vec<u8>),
     Close(CloseReason),
@@ -43,7 +44,12 @@ impl Outbox {
         self.push(Outgoing::Frame(frame))
     }
 
-    fn push(&self, item: Outgoing) -> bool {
+    /// Queues a text frame (the JSON `/events` stream).
+    pub fn send_text(&self, text: Arc<str>) -> bool {
+        self.push(Outgoing::Text(text))
+    }
+
+    pub(crate) fn push(&self, item: Outgoing) -> bool {
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -54,13 +60,13 @@ impl Outbox {
         }
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
 
 /// Starts the writer task that owns the socket and returns the outbox feeding it.
-fn spawn_writer(mut session: actix_ws::Session, capacity: usize) -> Outbox {
+pub(crate) fn spawn_writer(mut session: actix_ws::Session, capacity: usize) -> Outbox {
     let (tx, mut rx) = mpsc::channel::<Outgoing>(capacity);
     let overflow = Arc::new(Notify::new());
     let overflowed = overflow.clone();
@@ -70,6 +76,7 @@ fn spawn_writer(mut session: actix_ws::Session, capacity: usize) -> Outbox {
                 item = rx.recv() => {
                     let res = match item {
                         Some(Outgoing::Frame(frame)) => session.binary(frame).await,
+                        Some(Outgoing::Text(text)) => session.text(text.to_string()).await,
                         Some(Outgoing::Ping) => session.ping(b"moviola").await,
                         Some(Outgoing::Pong(data)) => session.pong(&data).await,
                         Some(Outgoing::Close(reason)) => {

@@ -85,15 +85,18 @@ impl Taps {
     }
 }
 
-/// Resamples one dimension (`dim` 1 = rows, 2 = columns) of a `[C, H, W]` tensor.
-fn resample_dim<B: Backend>(image: &Tensor<B, 3>, dim: usize, taps: &Taps) -> Tensor<B, 3> {
+/// Resamples one dimension (`dim` 1 = rows, 2 = columns) of a `[C, H, W]` tensor, producing
+/// only the output samples in `range` (so a large frame can be done in bands, with progress
+/// and cancellation between them; the bands put together equal the whole).
+pub fn resample<B: Backend>(image: &Tensor<B, 3>, dim: usize, taps: &Taps, range: std::ops::Range<usize>) -> Tensor<B, 3> {
+    assert!(dim == 1 || dim == 2, "resample rows (1) or columns (2)");
     let device = image.device();
-    let output = taps.indices[0].len();
+    let output = range.len();
     let shape: [usize; 3] = if dim == 1 { [1, output, 1] } else { [1, 1, output] };
     let mut out: Option<Tensor<B, 3>> = None;
     for k in 0..taps.taps {
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(taps.indices[k].clone(), [output]), &device);
-        let w = Tensor::<B, 3>::from_data(TensorData::new(taps.weights[k].clone(), shape), &device);
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(taps.indices[k][range.clone()].to_vec(), [output]), &device);
+        let w = Tensor::<B, 3>::from_data(TensorData::new(taps.weights[k][range.clone()].to_vec(), shape), &device);
         let term = image.clone().select(dim, idx) * w;
         out = Some(match out {
             Some(acc) => acc + term,
@@ -109,11 +112,11 @@ pub fn resize<B: Backend>(image: Tensor<B, 3>, width: usize, height: usize, filt
     let image = if w == width {
         image
     } else {
-        resample_dim(&image, 2, &Taps::new(filter, w, width))
+        resample(&image, 2, &Taps::new(filter, w, width), 0..width)
     };
     if h == height {
         image
     } else {
-        resample_dim(&image, 1, &Taps::new(filter, h, height))
+        resample(&image, 1, &Taps::new(filter, h, height), 0..height)
     }
 }

@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 use moviola_models::backend::{Cpu, CpuDevice};
 use moviola_models::color::{Lut3d, LutError, auto_levels, white_balance};
-use moviola_models::resample::{Filter, Taps, resize};
+use moviola_models::resample::{Filter, Taps, resample, resize};
 use moviola_models::{Frame, FrameError};
 
 type B = Cpu;
@@ -204,4 +204,15 @@ fn white_balance_removes_a_cast() {
         (means[0] - means[2]).abs() < 0.01 && (means[1] - means[2]).abs() < 0.01,
         "{means:?}"
     );
+}
+
+#[test]
+fn bands_put_together_equal_the_whole() {
+    let frame = pattern(10, 9);
+    let t = frame.to_tensor::<B>(&device());
+    let taps = Taps::new(Filter::Lanczos3, 9, 20);
+    let whole = resample(&t, 1, &taps, 0..20);
+    let bands = Tensor::cat(vec![resample(&t, 1, &taps, 0..7), resample(&t, 1, &taps, 7..20)], 1);
+    let (a, b): (Vec<f32>, Vec<f32>) = (whole.into_data().to_vec().unwrap(), bands.into_data().to_vec().unwrap());
+    assert_eq!(a, b);
 }

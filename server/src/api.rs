@@ -104,6 +104,13 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
             }
         })?;
     let token = issue_token(&state, &user).await?;
+    if state.config.signup_grant > 0 {
+        state
+            .hub
+            .store()
+            .grant_credits(user.id, state.config.signup_grant, "sign-up grant", now_ms())
+            .await?;
+    }
     state
         .hub
         .store()
@@ -183,7 +190,7 @@ async fn create_project(state: web::Data<AppState>, authed: Authed, body: web::J
 }
 
 /// Loads a project and the caller's role in it; outsiders get 404.
-async fn project_for(state: &AppState, user: UserId, id: ProjectId) -> Result<(Project, Role), ApiError> {
+pub(crate) async fn project_for(state: &AppState, user: UserId, id: ProjectId) -> Result<(Project, Role), ApiError> {
     let not_found = || ApiError::not_found(format!("project {id} not found, or you are not a member"));
     let role = state.hub.store().role_of(id, user).await?.ok_or_else(not_found)?;
     let project = state.hub.store().project_by_id(id).await?.ok_or_else(not_found)?;

@@ -19,6 +19,31 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub limits: RawLimits,
     pub project: RawProject,
+    pub jobs: RawJobs,
+    pub credits: RawCredits,
+    pub media: RawMedia,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJobs {
+    pub max_attempts: i32,
+    pub progress_interval_ms: u64,
+    pub max_live_jobs_per_user: u64,
+    pub cpu_memory_budget_mib: u64,
+    pub use_cuda: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredits {
+    pub signup_grant: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMedia {
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +96,20 @@ pub struct Config {
     pub limits: Limits,
     pub max_json_bytes: usize,
     pub project: ProjectSettings,
+    pub jobs: JobsConfig,
+    pub signup_grant: i64,
+    pub max_upload_bytes: usize,
+    /// `<data_dir>/media`: uploads and job results.
+    pub media_dir: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    pub max_attempts: i32,
+    pub progress_interval: Duration,
+    pub max_live_jobs_per_user: u64,
+    pub cpu_memory_budget: u64,
+    pub use_cuda: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +224,31 @@ impl Config {
         if raw.project.batch_interval_ms == 0 || raw.project.compact_interval_ms == 0 {
             return Err(invalid("project", "batch_interval_ms and compact_interval_ms must be positive"));
         }
+        let j = &raw.jobs;
+        if j.max_attempts < 1 || j.max_live_jobs_per_user == 0 || j.cpu_memory_budget_mib == 0 {
+            return Err(invalid(
+                "jobs",
+                "max_attempts, max_live_jobs_per_user and cpu_memory_budget_mib must be positive",
+            ));
+        }
+        if raw.credits.signup_grant < 0 {
+            return Err(invalid("credits.signup_grant", "must not be negative"));
+        }
+        if raw.media.max_upload_bytes < 1024 {
+            return Err(invalid("media.max_upload_bytes", "must be at least 1024"));
+        }
+        let jobs = JobsConfig {
+            max_attempts: j.max_attempts,
+            progress_interval: Duration::from_millis(j.progress_interval_ms),
+            max_live_jobs_per_user: j.max_live_jobs_per_user,
+            cpu_memory_budget: j.cpu_memory_budget_mib << 20,
+            use_cuda: j.use_cuda,
+        };
         Ok(Config {
+            jobs,
+            signup_grant: raw.credits.signup_grant,
+            max_upload_bytes: raw.media.max_upload_bytes,
+            media_dir: data_dir.join("media"),
             listen,
             data_dir,
             database_url,

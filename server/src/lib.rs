@@ -2,18 +2,24 @@
 //! endpoints together. The binary (`main.rs`) only parses the command line and calls [`run`].
 //!
 //! # Crate features
-//! None yet.
+//! - `cuda`: also run jobs on the first NVIDIA GPU (burn-cuda; needs the driver at run time,
+//!   not at build time).
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jobs_api;
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
+use actix::{Actor, Addr};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_ws::CloseCode;
+use moviola_actors::jobs::device::{BurnExecutor, DeviceActor, DeviceInfo, Executor};
+use moviola_actors::jobs::supervisor::{GpuSupervisor, JobSettings};
 use moviola_actors::{Hub, session};
 use moviola_store::Store;
 
@@ -23,6 +29,40 @@ pub use config::Config;
 pub struct AppState {
     pub hub: Hub,
     pub config: Config,
+    pub jobs: Addr<GpuSupervisor>,
+}
+
+/// Starts one DeviceActor per compute device: always the CPU (burn `flex`), and with the
+/// `cuda` feature the first NVIDIA GPU when its driver is present. Only this binary picks
+/// backends; the actors and models are generic over them.
+fn start_devices(config: &Config) -> Vec<(DeviceInfo, Addr<DeviceActor>)> {
+    use moviola_models::backend::{Cpu, CpuDevice};
+    let mut devices = Vec::new();
+    let cpu = DeviceInfo {
+        name: "cpu".into(),
+        backend: "flex",
+        memory_budget: config.jobs.cpu_memory_budget,
+    };
+    let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cpu> { device: CpuDevice });
+    devices.push((cpu.clone(), DeviceActor::new(0, cpu, executor).start()));
+    #[cfg(feature = "cuda")]
+    if config.jobs.use_cuda {
+        if moviola_models::backend::cuda_driver_present() {
+            use moviola_models::backend::Cuda;
+            let info = DeviceInfo {
+                name: "cuda:0".into(),
+                backend: "cuda",
+                memory_budget: config.jobs.cpu_memory_budget,
+            };
+            let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cuda> {
+                device: Default::default(),
+            });
+            devices.push((info.clone(), DeviceActor::new(devices.len(), info, executor).start()));
+        } else {
+            tracing::info!("built with cuda, but libcuda.so.1 is not present: CPU only");
+        }
+    }
+    devices
 }
 
 /// Opens the store and serves HTTP and WebSocket requests on `listener` until `shutdown`
@@ -32,9 +72,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let store = Store::connect(&config.database_url, config.database_connections).await?;
     let peer_id = format!("moviola-{}", uuid::Uuid::new_v4().simple());
     let hub = Hub::new(store.clone(), config.limits.clone(), config.project.clone(), peer_id);
+    std::fs::create_dir_all(&config.media_dir)?;
+    let settings = JobSettings {
+        max_attempts: config.jobs.max_attempts,
+        progress_interval: config.jobs.progress_interval,
+        max_live_jobs_per_user: config.jobs.max_live_jobs_per_user,
+        media_dir: config.media_dir.clone(),
+    };
+    let jobs = GpuSupervisor::new(store.clone(), settings, start_devices(&config)).start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         config: config.clone(),
+        jobs,
     });
     let max_json = config.max_json_bytes;
     let server = HttpServer::new(move || {
@@ -42,7 +91,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .app_data(state.clone())
             .app_data(web::JsonConfig::default().limit(max_json).error_handler(error::json_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
-            .service(web::scope("/api/v1").configure(api::routes))
+            .service(web::scope("/api/v1").configure(api::routes).configure(jobs_api::routes))
+            .route("/events", web::get().to(jobs_api::events_endpoint))
             .route("/sync", web::get().to(sync_endpoint))
             .route("/health", web::get().to(health))
             .route("/", web::get().to(index))

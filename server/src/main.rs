@@ -7,9 +7,13 @@ use anyhow::{Context, bail};
 use moviola_server::config::{Config, RawConfig};
 
 const USAGE: &str = "usage: moviola [serve] [--config FILE] [--listen ADDR] [--data-dir DIR] [--database-url URL]
+       moviola admin promote EMAIL [same options]
+       moviola admin grant EMAIL CREDITS [same options]
 
 Starts the Moviola studio server. Settings come from the embedded config/default.toml,
-then FILE, then MOVIOLA_<SECTION>_<KEY> environment variables, then these flags.";
+then FILE, then MOVIOLA_<SECTION>_<KEY> environment variables, then these flags.
+`admin promote` makes an account an administrator (queue control, credit grants);
+`admin grant` adds credits to an account. Both work while the server runs.";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -17,8 +21,21 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("serve") {
-        args.next();
+    let mut admin: Option<Vec<String>> = None;
+    match args.peek().map(String::as_str) {
+        Some("serve") => {
+            args.next();
+        }
+        Some("admin") => {
+            args.next();
+            let mut words = Vec::new();
+            while let Some(w) = args.peek().filter(|w| !w.starts_with("--")) {
+                words.push(w.clone());
+                args.next();
+            }
+            admin = Some(words);
+        }
+        _ => {}
     }
     let (mut file, mut listen, mut data_dir, mut database_url) = (None, None, None, None);
     while let Some(arg) = args.next() {
@@ -46,11 +63,52 @@ fn main() -> anyhow::Result<()> {
         raw.server.database_url = url;
     }
     let config = Config::from_raw(raw)?;
+    if let Some(words) = admin {
+        return actix_web::rt::System::new().block_on(admin_command(&config, &words));
+    }
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let listener = TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("moviola listening on http://{}", listener.local_addr()?);
     actix_web::rt::System::new().block_on(moviola_server::run(listener, config, shutdown_signal()))
+}
+
+/// `moviola admin …`: account administration straight on the database.
+async fn admin_command(config: &Config, words: &[String]) -> anyhow::Result<()> {
+    let store = moviola_store::Store::connect(&config.database_url, 1).await?;
+    let user_of = |email: &str| {
+        let store = store.clone();
+        let email = email.trim().to_lowercase();
+        async move {
+            store
+                .user_by_email(&email)
+                .await?
+                .with_context(|| format!("no account with email {email}"))
+        }
+    };
+    let now = moviola_actors::now_ms();
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["promote", email] => {
+            let user = user_of(email).await?;
+            store.set_admin(user.id, true).await?;
+            store.audit(now, None, None, "user.promote", &user.email).await?;
+            println!("{} is now an administrator", user.email);
+        }
+        ["grant", email, amount] => {
+            let amount: i64 = amount
+                .parse()
+                .with_context(|| format!("{amount:?} is not a whole number of credits"))?;
+            let user = user_of(email).await?;
+            let balance = store.grant_credits(user.id, amount, "granted with moviola admin", now).await?;
+            store
+                .audit(now, None, None, "credits.grant", &format!("{} {amount}", user.email))
+                .await?;
+            println!("{}: {} available, {} reserved", user.email, balance.available, balance.reserved);
+        }
+        _ => bail!("unknown admin command\n\n{USAGE}"),
+    }
+    store.close().await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

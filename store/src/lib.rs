@@ -73,6 +73,20 @@ pub struct Store {
 }
 
 impl Store {
+    /// Starts a transaction that will write. On SQLite it takes the write lock at BEGIN
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once
+    /// with "database is locked" when another writer got in between, instead of waiting.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
+    }
+
     /// Opens (creating if needed) the database at `url` and runs pending migrations.
     ///
     /// `sqlite://path/file.db` creates the folder and the file; `postgres://…` must name an

@@ -3,6 +3,7 @@
 mod api;
 mod bad_input;
 mod crash;
+mod jobs;
 mod node;
 mod sync;
 

@@ -7,47 +7,84 @@ use serde_json::Value;
 
 pub struct Response {
     pub status: u16,
+    /// The body parsed as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as received.
+    pub bytes: Vec<u8>,
+    pub content_type: String,
 }
 
 pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> std::io::Result<Response> {
+    let text = body.map(|b| b.to_string());
+    request_bytes(
+        port,
+        method,
+        path,
+        token,
+        text.as_deref().map(str::as_bytes),
+        body.map(|_| "application/json"),
+    )
+}
+
+/// Sends `body` as is (an upload), with `content_type` if given.
+pub fn request_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    content_type: Option<&str>,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    let body_text = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body.unwrap_or_default();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body_text.len()
+        body.len()
     );
-    if body.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body_text.as_bytes())?;
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let lower = head.to_ascii_lowercase();
+    let content_type = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    let bytes = if lower.contains("transfer-encoding: chunked") {
+        dechunk(&raw[split..])
+    } else {
+        raw[split..].to_vec()
+    };
     Ok(Response {
         status,
-        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes,
+        content_type,
     })
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = s.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&s[..pos]).trim(), 16).unwrap_or(0);
+        let rest = &s[pos + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
 }

@@ -2,6 +2,7 @@
 //! the automerge-repo protocol to it with a tokio-tungstenite client.
 
 pub mod client;
+pub mod events;
 pub mod http;
 pub mod server;
 

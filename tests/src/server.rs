@@ -100,6 +100,25 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Runs `moviola admin ARGS…` on this server's data (works while it runs).
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(binary())
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("MOVIOLA_LOG", "warn")
+            .output()
+            .expect("run moviola admin");
+        assert!(
+            out.status.success(),
+            "moviola admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Process id of the running server (for memory figures in benchmarks).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

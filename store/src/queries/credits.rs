@@ -2,7 +2,7 @@
 //! entry; reservation and release of a job are unique per job, so each happens exactly once.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set};
 
 use crate::tables::{JobId, UserId, credit_balance, credit_entry};
 use crate::{Result, Store, StoreError};
@@ -109,7 +109,7 @@ impl Store {
                 message: format!("a grant must be positive, got {amount}"),
             });
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         ensure_balance(&txn, user).await?;
         credit_balance::Entity::update_many()
             .col_expr(

@@ -63,7 +63,7 @@ impl Store {
     /// Replaces the snapshot with `data`, which must include every journal entry up to
     /// `upto_seq`, and drops those entries, atomically.
     pub async fn compact_document(&self, project: ProjectId, data: Vec<u8>, upto_seq: i64, now: i64) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let current = doc_snapshot::Entity::find_by_id(project)
             .one(&txn)
             .await?

@@ -3,7 +3,7 @@
 //! same transaction: a job is settled or refunded exactly once.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, QueryOrder, Set};
 
 use crate::queries::credits;
 use crate::tables::{AssetId, JobId, JobState, ProjectId, UserId, job};
@@ -47,7 +47,7 @@ impl Store {
         if let Some(existing) = self.job_by_key(new.user, new.idempotency_key.as_deref()).await? {
             return Ok((existing, false));
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         credits::reserve(&txn, new.user, new.estimate_credits).await?;
         let inserted = job::Entity::insert(job::ActiveModel {
             id: NotSet,
@@ -167,7 +167,7 @@ impl Store {
     /// actual cost, refund the rest), in one transaction. `None` when the job was already
     /// final: the second of two racing finishes changes nothing.
     pub async fn finish_job(&self, id: JobId, outcome: Outcome, now: i64) -> Result<Option<Job>> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let Some(job) = job::Entity::find_by_id(id).one(&txn).await? else {
             return Err(StoreError::NotFound { what: "job" });
         };

@@ -1,6 +1,6 @@
 //! Projects and memberships.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set};
 
 use crate::tables::{ProjectId, Role, UserId, doc_snapshot, membership, project};
 use crate::{Membership, Project, Result, Store, StoreError, conflict_or};
@@ -16,7 +16,7 @@ impl Store {
     /// Creates a project owned by `owner`, with its initial timeline document, in one
     /// transaction: there is never a project without a document or an owner.
     pub async fn create_project(&self, owner: UserId, name: &str, doc_id: &str, initial_doc: Vec<u8>, now: i64) -> Result<Project> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let project = project::ActiveModel {
             id: NotSet,
             doc_id: Set(doc_id.to_owned()),

@@ -64,4 +64,24 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Sets the credit estimate above which a job needs confirmation (`None`: never).
+    pub async fn set_confirm_threshold(&self, user: UserId, threshold: Option<i64>) -> Result<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::ConfirmAboveCredits, sea_orm::sea_query::Expr::value(threshold))
+            .filter(user::Column::Id.eq(user))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a user an administrator (the `moviola admin promote` command).
+    pub async fn set_admin(&self, user: UserId, admin: bool) -> Result<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::IsAdmin, sea_orm::sea_query::Expr::value(admin))
+            .filter(user::Column::Id.eq(user))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,0 +1,390 @@
+//! The registry of job kinds: for each, its parameters (validated strictly), inputs, device
+//! needs and memory estimate, cost model, progress stages, and how it runs on a burn backend.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use moviola_models::color::{Lut3d, auto_levels, white_balance};
+use moviola_models::resample::{Filter, Taps, resample};
+use moviola_models::{Frame, Progress};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::cache::ModelCache;
+
+/// Quality tiers bound what one job may produce (the capability guard).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Up to 1920×1080 output.
+    Draft,
+    /// Up to 3840×2160 output.
+    #[default]
+    Standard,
+    /// Up to 7680×4320 output.
+    Pro,
+}
+
+impl Tier {
+    pub fn max_output(self) -> (u32, u32) {
+        match self {
+            Tier::Draft => (1920, 1080),
+            Tier::Standard => (3840, 2160),
+            Tier::Pro => (7680, 4320),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColorParams {
+    /// Stretch each channel to the full range.
+    #[serde(default = "yes")]
+    pub auto_levels: bool,
+    /// Fraction of darkest and brightest pixels clipped by auto levels (0..=0.2).
+    #[serde(default = "default_clip")]
+    pub clip: f32,
+    /// Grey-world white balance.
+    #[serde(default)]
+    pub white_balance: bool,
+    /// A 3D LUT in Adobe `.cube` text, applied last.
+    #[serde(default)]
+    pub lut: Option<String>,
+    #[serde(default)]
+    pub tier: Tier,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpscaleParams {
+    /// Output size as a factor of the input (1..=4).
+    pub scale: f32,
+    #[serde(default = "default_filter")]
+    pub filter: Filter,
+    #[serde(default)]
+    pub tier: Tier,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_clip() -> f32 {
+    0.005
+}
+fn default_filter() -> Filter {
+    Filter::Lanczos3
+}
+
+/// Validated parameters of one job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Params {
+    Color(ColorParams, Option<Arc<Lut3d>>),
+    Upscale(UpscaleParams),
+}
+
+/// The job kinds this server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    EnhanceColor,
+    EnhanceUpscale,
+}
+
+/// Largest input image accepted by any kind, in pixels per side.
+pub const MAX_INPUT_SIDE: u32 = 8192;
+
+/// What a job will cost before it runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub credits: i64,
+    pub eta_ms: i64,
+    pub memory_bytes: u64,
+    pub output_width: u32,
+    pub output_height: u32,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [JobKind::EnhanceColor, JobKind::EnhanceUpscale];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::EnhanceColor => "enhance.color",
+            JobKind::EnhanceUpscale => "enhance.upscale",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub fn stages(self) -> &'static [&'static str] {
+        &["decode", "process", "encode"]
+    }
+
+    /// Credits per output megapixel (rounded up, at least 1 per job).
+    fn credits_per_megapixel(self) -> f64 {
+        match self {
+            JobKind::EnhanceColor => 1.0,
+            JobKind::EnhanceUpscale => 2.0,
+        }
+    }
+
+    /// Starting guess of CPU milliseconds per output megapixel; the supervisor replaces it
+    /// with what it measures.
+    pub fn default_ms_per_megapixel(self) -> f64 {
+        match self {
+            JobKind::EnhanceColor => 400.0,
+            JobKind::EnhanceUpscale => 300.0,
+        }
+    }
+
+    /// A description for clients (`GET /api/v1/job-kinds`).
+    pub fn describe(self) -> Value {
+        let tiers = json!({ "draft": [1920, 1080], "standard": [3840, 2160], "pro": [7680, 4320] });
+        match self {
+            JobKind::EnhanceColor => json!({
+                "kind": self.name(),
+                "input": "image",
+                "stages": self.stages(),
+                "credits_per_megapixel": self.credits_per_megapixel(),
+                "device": "any",
+                "tiers": tiers,
+                "params": {
+                    "auto_levels": { "type": "boolean", "default": true },
+                    "clip": { "type": "number", "minimum": 0.0, "maximum": 0.2, "default": 0.005 },
+                    "white_balance": { "type": "boolean", "default": false },
+                    "lut": { "type": "string", "format": ".cube text (LUT_3D_SIZE 2..=128)", "optional": true },
+                    "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
+                }
+            }),
+            JobKind::EnhanceUpscale => json!({
+                "kind": self.name(),
+                "input": "image",
+                "stages": self.stages(),
+                "credits_per_megapixel": self.credits_per_megapixel(),
+                "device": "any",
+                "tiers": tiers,
+                "params": {
+                    "scale": { "type": "number", "minimum": 1.0, "maximum": 4.0, "required": true },
+                    "filter": { "enum": ["bicubic", "lanczos3"], "default": "lanczos3" },
+                    "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
+                }
+            }),
+        }
+    }
+
+    /// Checks parameters against the kind's schema. The error says what is wrong.
+    pub fn validate(self, params: &Value) -> Result<Params, String> {
+        let params = if params.is_null() { json!({}) } else { params.clone() };
+        match self {
+            JobKind::EnhanceColor => {
+                let p: ColorParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(0.0..=0.2).contains(&p.clip) {
+                    return Err(format!("clip must be between 0 and 0.2, got {}", p.clip));
+                }
+                if !p.auto_levels && !p.white_balance && p.lut.is_none() {
+                    return Err("nothing to do: enable auto_levels or white_balance, or give a lut".into());
+                }
+                let lut = match &p.lut {
+                    Some(text) => Some(Arc::new(Lut3d::parse_cube(text).map_err(|e| format!("lut: {e}"))?)),
+                    None => None,
+                };
+                Ok(Params::Color(p, lut))
+            }
+            JobKind::EnhanceUpscale => {
+                let p: UpscaleParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
+                    return Err(format!("scale must be between 1 and 4, got {}", p.scale));
+                }
+                Ok(Params::Upscale(p))
+            }
+        }
+    }
+
+    /// Output size, capability guard, cost, time and memory, for an input of `width`×`height`.
+    pub fn estimate(self, params: &Params, width: u32, height: u32, ms_per_megapixel: f64) -> Result<Estimate, String> {
+        let (out_w, out_h, tier, bytes_per_pixel) = match params {
+            Params::Color(p, _) => (width, height, p.tier, 3 * 4 * 12),
+            Params::Upscale(p) => {
+                let w = (width as f64 * p.scale as f64).round() as u32;
+                let h = (height as f64 * p.scale as f64).round() as u32;
+                (w, h, p.tier, 3 * 4 * 8)
+            }
+        };
+        let (max_w, max_h) = tier.max_output();
+        // Portrait output is judged against the rotated limit.
+        let fits = (out_w <= max_w && out_h <= max_h) || (out_w <= max_h && out_h <= max_w);
+        if !fits {
+            return Err(format!(
+                "the output would be {out_w}x{out_h}, larger than the {tier:?} tier allows ({max_w}x{max_h}); choose a smaller scale or a higher tier"
+            ));
+        }
+        let megapixels = out_w as f64 * out_h as f64 / 1e6;
+        Ok(Estimate {
+            credits: ((megapixels * self.credits_per_megapixel()).ceil() as i64).max(1),
+            eta_ms: (megapixels * ms_per_megapixel).ceil() as i64 + 50,
+            memory_bytes: out_w as u64 * out_h as u64 * bytes_per_pixel + width as u64 * height as u64 * 3 * 4,
+            output_width: out_w,
+            output_height: out_h,
+        })
+    }
+
+    /// Actual cost of a finished job from its real output (never above the estimate).
+    pub fn actual_credits(self, output: &Frame) -> i64 {
+        let megapixels = output.width as f64 * output.height as f64 / 1e6;
+        ((megapixels * self.credits_per_megapixel()).ceil() as i64).max(1)
+    }
+}
+
+/// Progress of one running job, by stage.
+pub trait StageProgress {
+    fn stage(&mut self, stage: &'static str, done: u64, total: u64);
+    fn cancelled(&self) -> bool;
+}
+
+struct InStage<'a> {
+    inner: &'a mut dyn StageProgress,
+    stage: &'static str,
+}
+
+impl Progress for InStage<'_> {
+    fn step(&mut self, done: u64, total: u64) {
+        self.inner.stage(self.stage, done, total);
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+/// Why a job did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Decodes a PNG or JPEG into a frame, refusing anything else and anything too large.
+pub fn decode_image(bytes: &[u8]) -> Result<Frame, String> {
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
+        Some(other) => return Err(format!("{other:?} images are not supported; use PNG or JPEG")),
+        None => return Err("not a PNG or JPEG image".into()),
+    }
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_INPUT_SIDE);
+    limits.max_image_height = Some(MAX_INPUT_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| format!("cannot decode the image: {e}"))?.to_rgb8();
+    let (w, h) = img.dimensions();
+    Frame::new(w, h, img.into_raw()).map_err(|e| e.to_string())
+}
+
+pub fn encode_png(frame: &Frame) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&frame.data, frame.width, frame.height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| format!("cannot encode PNG: {e}"))?;
+    Ok(out)
+}
+
+use image::ImageEncoder;
+
+/// Rows per band: progress and cancellation are checked between bands.
+const BAND_ROWS: usize = 128;
+
+/// Runs a job on backend `B`: decode, process in bands, encode. Returns the PNG bytes and the
+/// output frame's size.
+pub fn run<B: Backend>(
+    device: &B::Device,
+    kind: JobKind,
+    params: &Params,
+    input: &[u8],
+    cache: &mut ModelCache,
+    progress: &mut dyn StageProgress,
+) -> Result<(Vec<u8>, Frame), RunError> {
+    progress.stage("decode", 0, 1);
+    let frame = decode_image(input).map_err(RunError::Failed)?;
+    progress.stage("decode", 1, 1);
+    if progress.cancelled() {
+        return Err(RunError::Cancelled);
+    }
+    let image = frame.to_tensor::<B>(device);
+    let [_, h, w] = image.dims();
+    let mut p = InStage {
+        inner: progress,
+        stage: "process",
+    };
+    let out = match (kind, params) {
+        (JobKind::EnhanceColor, Params::Color(c, lut)) => {
+            let bands = h.div_ceil(BAND_ROWS) as u64;
+            let total = bands + 1;
+            let mut image = image;
+            if c.white_balance {
+                image = white_balance(image);
+            }
+            if c.auto_levels {
+                image = auto_levels(image, c.clip);
+            }
+            p.step(1, total);
+            match lut {
+                Some(lut) => {
+                    let mut parts = Vec::new();
+                    for (i, r0) in (0..h).step_by(BAND_ROWS).enumerate() {
+                        if p.cancelled() {
+                            return Err(RunError::Cancelled);
+                        }
+                        let r1 = (r0 + BAND_ROWS).min(h);
+                        parts.push(lut.apply(image.clone().slice([0..3, r0..r1, 0..w])));
+                        p.step(i as u64 + 2, total);
+                    }
+                    Tensor::cat(parts, 1)
+                }
+                None => {
+                    p.step(total, total);
+                    image
+                }
+            }
+        }
+        (JobKind::EnhanceUpscale, Params::Upscale(u)) => {
+            let out_w = (w as f64 * u.scale as f64).round() as usize;
+            let out_h = (h as f64 * u.scale as f64).round() as usize;
+            let bands = out_h.div_ceil(BAND_ROWS) as u64;
+            let total = bands + 1;
+            let tx = cache.get_or_insert(&format!("taps:{:?}:{w}:{out_w}", u.filter), (out_w * 8 * 12) as u64, || {
+                Arc::new(Taps::new(u.filter, w, out_w))
+            });
+            let ty = cache.get_or_insert(&format!("taps:{:?}:{h}:{out_h}", u.filter), (out_h * 8 * 12) as u64, || {
+                Arc::new(Taps::new(u.filter, h, out_h))
+            });
+            let wide = resample(&image, 2, &tx, 0..out_w);
+            p.step(1, total);
+            let mut parts = Vec::new();
+            for (i, r0) in (0..out_h).step_by(BAND_ROWS).enumerate() {
+                if p.cancelled() {
+                    return Err(RunError::Cancelled);
+                }
+                let r1 = (r0 + BAND_ROWS).min(out_h);
+                parts.push(resample(&wide, 1, &ty, r0..r1));
+                p.step(i as u64 + 2, total);
+            }
+            Tensor::cat(parts, 1)
+        }
+        _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
+    };
+    if progress.cancelled() {
+        return Err(RunError::Cancelled);
+    }
+    progress.stage("encode", 0, 1);
+    let frame = Frame::from_tensor(out).map_err(|e| RunError::Failed(e.to_string()))?;
+    let png = encode_png(&frame).map_err(RunError::Failed)?;
+    progress.stage("encode", 1, 1);
+    Ok((png, frame))
+}

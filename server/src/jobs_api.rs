@@ -1,0 +1,597 @@
+//! HTTP for assets, jobs, the queue and credits, and the `/events` WebSocket.
+//!
+//! Preflight, in this order, before anything is queued or reserved: authentication (the
+//! `Authed` extractor), the caller's role in the project (editor or owner), the input asset
+//! (exists, belongs to the project, is an image), the parameters against the kind's schema,
+//! the capability guard (maximum output per tier) and the device memory budget, the per-user
+//! quota of live jobs, the credit and ETA estimate, and a confirmation when the estimate is
+//! above the user's threshold. Only then does the store reserve credits and queue the job.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use moviola_actors::jobs::kinds::{self, Estimate, JobKind};
+use moviola_actors::jobs::supervisor::{Cancel, CancelResult, Enqueue, Outlook, Reprioritized, SetPaused, Snapshot, hex};
+use moviola_actors::jobs::{events, job_view};
+use moviola_actors::now_ms;
+use moviola_store::{Asset, AssetId, JobId, JobState, NewAsset, NewJob, ProjectId, Role, StoreError, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::api::project_for;
+use crate::auth::{self, Authed};
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{id}/assets", web::post().to(upload_asset))
+        .route("/projects/{id}/assets", web::get().to(list_assets))
+        .route("/assets/{id}", web::get().to(get_asset))
+        .route("/assets/{id}/content", web::get().to(asset_content))
+        .route("/job-kinds", web::get().to(job_kinds))
+        .route("/projects/{id}/jobs/estimate", web::post().to(estimate_job))
+        .route("/projects/{id}/jobs", web::post().to(submit_job))
+        .route("/projects/{id}/jobs", web::get().to(list_jobs))
+        .route("/jobs/{id}", web::get().to(get_job))
+        .route("/jobs/{id}/cancel", web::post().to(cancel_job))
+        .route("/jobs/{id}/priority", web::put().to(set_priority))
+        .route("/queue", web::get().to(queue))
+        .route("/queue/pause", web::post().to(pause_queue))
+        .route("/queue/resume", web::post().to(resume_queue))
+        .route("/credits", web::get().to(credits))
+        .route("/admin/credits", web::post().to(grant_credits))
+        .route("/me/settings", web::put().to(update_settings));
+}
+
+fn require_editor(role: Role) -> Result<(), ApiError> {
+    if role.can_edit() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "your role in this project is {}: only editors and owners can do this",
+            role.as_str()
+        )))
+    }
+}
+
+fn require_admin(user: &User) -> Result<(), ApiError> {
+    if user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only an administrator can do this (see `moviola admin`)"))
+    }
+}
+
+fn asset_json(asset: &Asset) -> Value {
+    let mut v = serde_json::to_value(asset).unwrap_or(Value::Null);
+    v["content_url"] = json!(format!("/api/v1/assets/{}/content", asset.id));
+    v
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A file name safe to show and store: the last path component, printable, at most 200 chars.
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
+    if cleaned.is_empty() { "upload".into() } else { cleaned }
+}
+
+/// `POST /projects/{id}/assets?name=…` with the file as the body. The type is decided by the
+/// content (PNG or JPEG), never by the name; nothing is stored unless it decodes.
+async fn upload_asset(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    query: web::Query<UploadQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    let project = ProjectId(*path);
+    let (_, role) = project_for(&state, authed.user.id, project).await?;
+    require_editor(role)?;
+    let limit = state.config.max_upload_bytes;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the upload exceeds the limit of {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_media",
+            "the upload is empty",
+        ));
+    }
+    let (body, probe) = web::block(move || {
+        let probe = kinds::decode_image(&body).map(|f| (f.width, f.height));
+        (body, probe)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (width, height) =
+        probe.map_err(|e| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_media", format!("not a usable image: {e}")))?;
+    let (mime, ext) = if body.starts_with(&[0x89, b'P', b'N', b'G']) {
+        ("image/png", "png")
+    } else {
+        ("image/jpeg", "jpg")
+    };
+    let sha = hex(&Sha256::digest(&body));
+    let rel = format!("projects/{project}/{sha}.{ext}");
+    let full = state.config.media_dir.join(&rel);
+    if !full.exists() {
+        let dir = full.parent().expect("has a parent").to_owned();
+        let tmp = full.with_extension(format!("{ext}.part-{}", uuid::Uuid::new_v4().simple()));
+        let bytes = body.clone();
+        let (tmp2, full2) = (tmp.clone(), full.clone());
+        web::block(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&tmp2, &bytes)?;
+            std::fs::rename(&tmp2, &full2)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ApiError::internal(format!("could not store the file: {e}"))
+        })?;
+    }
+    let name = clean_name(query.name.as_deref().unwrap_or("upload"));
+    let (asset, created) = state
+        .hub
+        .store()
+        .insert_asset(
+            NewAsset {
+                project,
+                kind: "image".into(),
+                mime: mime.into(),
+                name,
+                width: width as i32,
+                height: height as i32,
+                bytes: body.len() as i64,
+                sha256: sha,
+                path: rel,
+                created_by: authed.user.id,
+                source_job: None,
+            },
+            now_ms(),
+        )
+        .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(HttpResponse::build(status).json(json!({ "asset": asset_json(&asset), "deduplicated": !created })))
+}
+
+async fn list_assets(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let project = ProjectId(*path);
+    project_for(&state, authed.user.id, project).await?;
+    let assets = state.hub.store().assets_of(project).await?;
+    Ok(HttpResponse::Ok().json(json!({ "assets": assets.iter().map(asset_json).collect::<Vec<_>>() })))
+}
+
+/// The asset, if the caller is a member of its project (404 otherwise, like projects).
+async fn asset_for(state: &AppState, authed: &Authed, id: AssetId) -> Result<(Asset, Role), ApiError> {
+    let not_found = || ApiError::not_found(format!("asset {id} not found, or you are not a member of its project"));
+    let asset = state.hub.store().asset(id).await?.ok_or_else(not_found)?;
+    let role = state
+        .hub
+        .store()
+        .role_of(asset.project_id, authed.user.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((asset, role))
+}
+
+async fn get_asset(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
+    Ok(HttpResponse::Ok().json(asset_json(&asset)))
+}
+
+async fn asset_content(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
+    let bytes = tokio::fs::read(state.config.media_dir.join(&asset.path))
+        .await
+        .map_err(|e| ApiError::internal(format!("the asset's file cannot be read: {e}")))?;
+    Ok(HttpResponse::Ok().content_type(asset.mime.as_str()).body(bytes))
+}
+
+async fn job_kinds() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "kinds": JobKind::ALL.iter().map(|k| k.describe()).collect::<Vec<_>>() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobRequest {
+    kind: String,
+    input: i64,
+    #[serde(default)]
+    params: Value,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    /// Required when the estimate is above the user's confirmation threshold.
+    #[serde(default)]
+    confirm: bool,
+}
+
+struct Preflight {
+    kind: JobKind,
+    params: Value,
+    input: Asset,
+    estimate: Estimate,
+    queue_wait_ms: i64,
+    needs_confirmation: bool,
+}
+
+async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &JobRequest) -> Result<Preflight, ApiError> {
+    let (_, role) = project_for(state, authed.user.id, project).await?;
+    require_editor(role)?;
+    let kind = JobKind::parse(&req.kind).ok_or_else(|| {
+        let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.name()).collect();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_kind",
+            format!("unknown job kind {:?}; this server runs {}", req.kind, known.join(", ")),
+        )
+    })?;
+    let input = state
+        .hub
+        .store()
+        .asset(AssetId(req.input))
+        .await?
+        .filter(|a| a.project_id == project)
+        .ok_or_else(|| ApiError::not_found(format!("asset {} is not an asset of project {project}", req.input)))?;
+    if input.kind != "image" {
+        return Err(ApiError::bad_request(format!(
+            "{} needs an image input; asset {} is {}",
+            kind.name(),
+            input.id,
+            input.kind
+        )));
+    }
+    if !(-100..=100).contains(&req.priority) {
+        return Err(ApiError::bad_request("priority must be between -100 and 100"));
+    }
+    let params = kind
+        .validate(&req.params)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
+    let outlook = state
+        .jobs
+        .send(Outlook(kind))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let estimate = kind
+        .estimate(&params, input.width as u32, input.height as u32, outlook.ms_per_megapixel)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "beyond_capability", m))?;
+    if estimate.memory_bytes > outlook.max_device_memory {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "beyond_capability",
+            format!(
+                "this job needs about {} MiB, more than any device here may use ({} MiB)",
+                estimate.memory_bytes >> 20,
+                outlook.max_device_memory >> 20
+            ),
+        ));
+    }
+    let needs_confirmation = authed.user.confirm_above_credits.is_some_and(|t| estimate.credits > t);
+    let params = serde_json::to_value(&req.params).unwrap_or(Value::Null);
+    Ok(Preflight {
+        kind,
+        params,
+        input,
+        estimate,
+        queue_wait_ms: outlook.wait_ms,
+        needs_confirmation,
+    })
+}
+
+fn estimate_json(p: &Preflight, available: i64) -> Value {
+    json!({
+        "kind": p.kind.name(),
+        "input": p.input.id,
+        "credits": p.estimate.credits,
+        "available_credits": available,
+        "eta_ms": p.estimate.eta_ms,
+        "queue_wait_ms": p.queue_wait_ms,
+        "memory_bytes": p.estimate.memory_bytes,
+        "output": { "width": p.estimate.output_width, "height": p.estimate.output_height },
+        "needs_confirmation": p.needs_confirmation,
+    })
+}
+
+async fn estimate_job(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    body: web::Json<JobRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let p = preflight(&state, &authed, ProjectId(*path), &body).await?;
+    let balance = state.hub.store().credit_balance(authed.user.id).await?;
+    Ok(HttpResponse::Ok().json(estimate_json(&p, balance.available)))
+}
+
+async fn submit_job(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    body: web::Json<JobRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let project = ProjectId(*path);
+    let store = state.hub.store();
+    if let Some(key) = &body.idempotency_key {
+        if key.is_empty() || key.len() > 200 {
+            return Err(ApiError::bad_request("idempotency_key must be 1 to 200 characters"));
+        }
+    }
+    let p = preflight(&state, &authed, project, &body).await?;
+    if p.needs_confirmation && !body.confirm {
+        let balance = store.credit_balance(authed.user.id).await?;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "confirmation_required",
+            format!(
+                "this job is estimated at {} credits, above your confirmation threshold; resubmit with \"confirm\": true",
+                p.estimate.credits
+            ),
+        )
+        .with_details(estimate_json(&p, balance.available)));
+    }
+    let live = store.live_job_count(authed.user.id).await?;
+    if live >= state.config.jobs.max_live_jobs_per_user {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!("you already have {live} queued or running jobs, the most allowed; wait for some to finish"),
+        ));
+    }
+    let new = NewJob {
+        project,
+        user: authed.user.id,
+        kind: p.kind.name().into(),
+        params: p.params.to_string(),
+        input_asset: Some(p.input.id),
+        priority: body.priority,
+        idempotency_key: body.idempotency_key.clone(),
+        estimate_credits: p.estimate.credits,
+        estimate_ms: p.estimate.eta_ms,
+    };
+    let (job, created) = store.submit_job(new, now_ms()).await.map_err(|e| match e {
+        StoreError::InsufficientCredits { needed, available } => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_credits",
+            format!("this job needs {needed} credits and you have {available} available"),
+        ),
+        other => other.into(),
+    })?;
+    if created {
+        state.jobs.do_send(Enqueue(job.clone()));
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(HttpResponse::build(status).json(json!({ "job": job_view(&job), "created": created })))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+async fn list_jobs(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let project = ProjectId(*path);
+    project_for(&state, authed.user.id, project).await?;
+    let filter =
+        match query.state.as_deref() {
+            None => None,
+            Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("unknown state {s:?}: use queued, running, succeeded, failed or cancelled"))
+            })?),
+        };
+    let jobs = state.hub.store().jobs_of(project, filter).await?;
+    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs.iter().map(job_view).collect::<Vec<_>>() })))
+}
+
+async fn job_for(state: &AppState, authed: &Authed, id: JobId) -> Result<(moviola_store::Job, Role), ApiError> {
+    let not_found = || ApiError::not_found(format!("job {id} not found, or you are not a member of its project"));
+    let job = state.hub.store().job(id).await?.ok_or_else(not_found)?;
+    let role = state
+        .hub
+        .store()
+        .role_of(job.project_id, authed.user.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((job, role))
+}
+
+async fn get_job(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (job, _) = job_for(&state, &authed, JobId(*path)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "job": job_view(&job) })))
+}
+
+/// The submitter, an owner of the project, or an administrator may control a job.
+fn may_control(authed: &Authed, job: &moviola_store::Job, role: Role) -> Result<(), ApiError> {
+    if job.user_id == authed.user.id || role.can_manage() || authed.user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the job's submitter, a project owner or an administrator can do this",
+        ))
+    }
+}
+
+async fn cancel_job(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (job, role) = job_for(&state, &authed, JobId(*path)).await?;
+    may_control(&authed, &job, role)?;
+    if job.state.is_final() {
+        return Err(ApiError::conflict(format!("job {} already {}", job.id, job.state.as_str())));
+    }
+    let reason = format!("cancelled by {}", authed.user.display_name);
+    let res = state
+        .jobs
+        .send(Cancel { job: job.id, reason })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let cancelling = match res {
+        CancelResult::Dequeued => "cancelled",
+        CancelResult::Stopping => "stopping",
+        CancelResult::NotLive => "already finishing",
+    };
+    let job = state.hub.store().job(job.id).await?.unwrap_or(job);
+    Ok(HttpResponse::Accepted().json(json!({ "job": job_view(&job), "cancel": cancelling })))
+}
+
+#[derive(Deserialize)]
+struct PriorityBody {
+    priority: i32,
+}
+
+async fn set_priority(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    body: web::Json<PriorityBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (job, role) = job_for(&state, &authed, JobId(*path)).await?;
+    may_control(&authed, &job, role)?;
+    if !(-100..=100).contains(&body.priority) {
+        return Err(ApiError::bad_request("priority must be between -100 and 100"));
+    }
+    let job = state.hub.store().set_job_priority(job.id, body.priority).await?.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "job {} is {}: only queued jobs can be reordered",
+            job.id,
+            job.state.as_str()
+        ))
+    })?;
+    state.jobs.do_send(Reprioritized(job.clone()));
+    Ok(HttpResponse::Ok().json(json!({ "job": job_view(&job) })))
+}
+
+async fn queue(state: web::Data<AppState>, authed: Authed) -> Result<HttpResponse, ApiError> {
+    require_admin(&authed.user)?;
+    let snapshot = state.jobs.send(Snapshot).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(snapshot))
+}
+
+async fn pause_queue(state: web::Data<AppState>, authed: Authed) -> Result<HttpResponse, ApiError> {
+    require_admin(&authed.user)?;
+    state
+        .jobs
+        .send(SetPaused(true))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({ "paused": true })))
+}
+
+async fn resume_queue(state: web::Data<AppState>, authed: Authed) -> Result<HttpResponse, ApiError> {
+    require_admin(&authed.user)?;
+    state
+        .jobs
+        .send(SetPaused(false))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({ "paused": false })))
+}
+
+async fn credits(state: web::Data<AppState>, authed: Authed) -> Result<HttpResponse, ApiError> {
+    let store = state.hub.store();
+    let balance = store.credit_balance(authed.user.id).await?;
+    let entries = store.credit_entries(authed.user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "balance": balance, "entries": entries })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    email: String,
+    amount: i64,
+    #[serde(default)]
+    note: String,
+}
+
+async fn grant_credits(state: web::Data<AppState>, authed: Authed, body: web::Json<GrantBody>) -> Result<HttpResponse, ApiError> {
+    require_admin(&authed.user)?;
+    let store = state.hub.store();
+    let user = store
+        .user_by_email(&body.email.trim().to_lowercase())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no account with email {}", body.email)))?;
+    if body.amount <= 0 {
+        return Err(ApiError::bad_request("amount must be positive"));
+    }
+    let note = if body.note.is_empty() {
+        format!("granted by {}", authed.user.email)
+    } else {
+        body.note.clone()
+    };
+    let balance = store.grant_credits(user.id, body.amount, &note, now_ms()).await?;
+    store
+        .audit(
+            now_ms(),
+            Some(authed.user.id),
+            None,
+            "credits.grant",
+            &format!("{} {}", user.email, body.amount),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "balance": balance })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    /// Jobs estimated above this many credits need `"confirm": true`; null turns it off.
+    confirm_above_credits: Option<i64>,
+}
+
+async fn update_settings(state: web::Data<AppState>, authed: Authed, body: web::Json<SettingsBody>) -> Result<HttpResponse, ApiError> {
+    if body.confirm_above_credits.is_some_and(|v| v < 0) {
+        return Err(ApiError::bad_request("confirm_above_credits must not be negative"));
+    }
+    state
+        .hub
+        .store()
+        .set_confirm_threshold(authed.user.id, body.confirm_above_credits)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "confirm_above_credits": body.confirm_above_credits })))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    project: i64,
+}
+
+/// `/events?token=…&project=ID`: the project's job events as JSON text frames, for any member.
+pub async fn events_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let authed = auth::authenticate(&req, &state).await?;
+    let query = web::Query::<EventsQuery>::from_query(req.query_string())
+        .map_err(|_| ApiError::bad_request("name the project to watch: /events?project=ID"))?;
+    let project = ProjectId(query.project);
+    project_for(&state, authed.user.id, project).await?;
+    events::start(
+        &req,
+        payload,
+        state.jobs.clone(),
+        state.config.limits.clone(),
+        authed.user.id,
+        vec![project],
+    )
+    .map_err(|e| ApiError::bad_request(format!("WebSocket upgrade failed: {e}")))
+}
