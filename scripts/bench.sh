@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Builds the release server and the load client, installs the npm sync server it is compared
-# with, and runs the live-sync benchmark. Extra arguments go to the load client, e.g.
-#   scripts/bench.sh --clients 10,100 --rate 1 --seconds 20
+# Builds the release server and the load clients, installs the npm sync server it is compared
+# with, and runs a benchmark:
+#   scripts/bench.sh [sync] [--clients 10,100 --rate 1 --seconds 20]   live timeline sync
+#   scripts/bench.sh jobs                                              job system and burn kernels
 # Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 (cd tests/bench && npm install --no-audit --no-fund --loglevel=error)
-cargo build --locked --release -p moviola-server --bin moviola -p moviola-tests --bin bench_sync
+cargo build --locked --release -p moviola-server --bin moviola -p moviola-tests --bin bench_sync --bin bench_jobs
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem/{print $2}') GiB"
-exec target/release/bench_sync "$@"
+case "${1:-sync}" in
+    jobs)
+        target/release/bench_jobs
+        cargo bench --locked -p moviola-models --bench kernels
+        ;;
+    sync)
+        shift || true
+        exec target/release/bench_sync "$@"
+        ;;
+    *) exec target/release/bench_sync "$@" ;;
+esac

@@ -21,6 +21,9 @@ if [[ -z "${MOVIOLA_TEST_PG_URL:-}" ]]; then
     fi
 fi
 
+# The `cuda` feature (burn-cuda) must keep compiling; no GPU or driver is needed to check it.
+cargo check --locked -p moviola-server --features cuda
+
 # The end-to-end tests start the real `moviola` binary, so build it first.
 cargo build --locked -p moviola-server --bin moviola
 if cargo nextest --version >/dev/null 2>&1; then
