@@ -60,6 +60,8 @@ pub struct ProjectActor {
     phase: Phase,
     peers: HashMap<u64, Peer>,
     pending: Vec<PendingSync>,
+    /// Edits the server itself makes (job placeholders and results), applied with the next batch.
+    server_edits: Vec<moviola_crdt::EditOp>,
     tick_scheduled: bool,
     /// Sequence number of the newest journal entry covered by `doc`.
     last_seq: i64,
@@ -80,6 +82,7 @@ impl ProjectActor {
             phase: Phase::Loading,
             peers: HashMap::new(),
             pending: Vec::new(),
+            server_edits: Vec::new(),
             tick_scheduled: false,
             last_seq: 0,
             entries_since_compaction: 0,
@@ -192,6 +195,11 @@ impl ProjectActor {
                 continue;
             }
             senders.push(conn);
+        }
+        for op in std::mem::take(&mut self.server_edits) {
+            if let Err(failure) = self.doc.transact(|tx| moviola_crdt::apply(tx, &op)) {
+                tracing::warn!(project = %self.project, ?op, error = %failure.error, "server edit not applied");
+            }
         }
         if self.doc.get_heads() == heads_before {
             // Nothing new: only the peers that spoke may need an answer. Asking automerge about
@@ -550,5 +558,34 @@ impl Handler<Shutdown> for ProjectActor {
                 })
                 .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
         )
+    }
+}
+
+/// An edit the server makes to the timeline itself (a job's placeholder clip and its result).
+/// With `dry_run`, only checks that it would apply now. Persisted and relayed like a client's
+/// edit, with the next batch.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct ServerEdit {
+    pub op: moviola_crdt::EditOp,
+    pub dry_run: bool,
+}
+
+impl Handler<ServerEdit> for ProjectActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: ServerEdit, ctx: &mut Context<Self>) -> Self::Result {
+        if !matches!(self.phase, Phase::Ready) {
+            return Err("the project's timeline is not available right now".into());
+        }
+        if msg.dry_run {
+            let mut tx = self.doc.transaction();
+            let res = moviola_crdt::apply(&mut tx, &msg.op);
+            tx.rollback();
+            return res.map_err(|e| e.to_string());
+        }
+        self.server_edits.push(msg.op);
+        self.schedule_tick(ctx);
+        Ok(())
     }
 }

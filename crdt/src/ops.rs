@@ -57,6 +57,25 @@ pub enum EditOp {
         source_out: i64,
         start: i64,
     },
+    /// Places a placeholder clip for a submitted job: no asset yet, `duration` long; it becomes
+    /// the result when the job succeeds ([`EditOp::ResolveJob`]).
+    PlaceJob {
+        id: String,
+        track: String,
+        job: i64,
+        start: i64,
+        duration: i64,
+    },
+    /// Records a job's outcome on its clip: the result `asset` on success (the clip then plays
+    /// it from 0 for its duration), or the state and error otherwise.
+    ResolveJob {
+        clip: String,
+        state: String,
+        #[serde(default)]
+        asset: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// Moves a clip to `start`, on `track` if given (the clip keeps its id and any concurrent
     /// edits to it).
     MoveClip {
@@ -132,6 +151,8 @@ pub enum EditError {
     Locked(String),
     #[error("invalid range: {0}")]
     InvalidRange(&'static str),
+    #[error("clip {0:?} is not a job placeholder")]
+    NotAJob(String),
     #[error("the document has no {0} container: it was not created by Moviola")]
     MissingContainer(&'static str),
     #[error("automerge: {0}")]
@@ -288,6 +309,55 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             tx.put(&obj, "volume", 1.0)?;
             tx.put_object(&obj, "effects", ObjType::Map)?;
             tx.put(&obj, "transition_in", ScalarValue::Null)?;
+        }
+        EditOp::PlaceJob {
+            id,
+            track,
+            job,
+            start,
+            duration,
+        } => {
+            check_unlocked(tx, track)?;
+            if *start < 0 || *duration <= 0 {
+                return Err(EditError::InvalidRange(
+                    "a job placeholder needs start >= 0 and a positive duration",
+                ));
+            }
+            let clips = container(tx, schema::KEY_CLIPS)?;
+            if get_map(tx, &clips, id).is_some() {
+                return Err(EditError::Exists {
+                    what: "clip",
+                    id: id.clone(),
+                });
+            }
+            let obj = tx.put_object(&clips, id.as_str(), ObjType::Map)?;
+            tx.put(&obj, "track", track.as_str())?;
+            tx.put(&obj, "asset", "")?;
+            tx.put(&obj, "source_in", 0)?;
+            tx.put(&obj, "source_out", *duration)?;
+            tx.put(&obj, "start", *start)?;
+            tx.put(&obj, "speed_num", 1)?;
+            tx.put(&obj, "speed_den", 1)?;
+            tx.put(&obj, "volume", 1.0)?;
+            tx.put_object(&obj, "effects", ObjType::Map)?;
+            tx.put(&obj, "transition_in", ScalarValue::Null)?;
+            let j = tx.put_object(&obj, "job", ObjType::Map)?;
+            tx.put(&j, "id", *job)?;
+            tx.put(&j, "state", "queued")?;
+        }
+        EditOp::ResolveJob { clip, state, asset, error } => {
+            let obj = entry(tx, schema::KEY_CLIPS, "clip", clip)?;
+            let Some(j) = get_map(tx, &obj, "job") else {
+                return Err(EditError::NotAJob(clip.clone()));
+            };
+            if let Some(asset) = asset {
+                tx.put(&obj, "asset", asset.as_str())?;
+            }
+            tx.put(&j, "state", state.as_str())?;
+            match error {
+                Some(e) => tx.put(&j, "error", e.as_str())?,
+                None => tx.put(&j, "error", ScalarValue::Null)?,
+            }
         }
         EditOp::MoveClip { id, start, track } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;

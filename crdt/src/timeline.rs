@@ -60,9 +60,27 @@ pub struct Clip {
     pub speed_den: i64,
     pub volume: f64,
     pub transition_in: Option<Transition>,
+    /// Set when the clip stands for a job's result: a placeholder (`asset` empty) while the job
+    /// is queued or running, the result once it succeeded, or the failure.
+    pub job: Option<ClipJob>,
+}
+
+/// The job behind a clip. Live progress is not stored in the document (it would add a change
+/// per progress tick); clients join it from `/events` by `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClipJob {
+    pub id: i64,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    pub error: Option<String>,
 }
 
 impl Clip {
+    /// A placeholder waiting for its job's result: nothing to render yet.
+    pub fn is_placeholder(&self) -> bool {
+        self.asset.is_empty() && self.job.is_some()
+    }
+
     /// Length on the timeline in ticks: the source range played at `speed_num / speed_den`.
     pub fn duration(&self) -> i64 {
         let source = (self.source_out - self.source_in).max(0);
@@ -218,6 +236,13 @@ impl Timeline {
                 speed_den: get_i64(doc, &obj, "speed_den").unwrap_or(1),
                 volume: get_f64(doc, &obj, "volume").unwrap_or(1.0),
                 transition_in,
+                job: get_map(doc, &obj, "job").and_then(|j| {
+                    Some(ClipJob {
+                        id: get_i64(doc, &j, "id")?,
+                        state: get_str(doc, &j, "state").unwrap_or_default(),
+                        error: get_str(doc, &j, "error"),
+                    })
+                }),
             };
             match tracks.get_mut(&track) {
                 Some(t) => t.clips.push(clip),
@@ -336,7 +361,8 @@ impl Timeline {
                 track: track.id.clone(),
                 kind: track.kind,
                 muted: track.muted,
-                segments: resolve_track(&track.clips),
+                // A placeholder has nothing to show until its job delivers.
+                segments: resolve_track(&track.clips.iter().filter(|c| !c.is_placeholder()).cloned().collect::<Vec<_>>()),
             })
             .collect()
     }
@@ -379,6 +405,12 @@ impl Timeline {
                 }
                 if let Some(tr) = &c.transition_in {
                     let _ = write!(out, " transition={}:{}", tr.kind, tr.duration);
+                }
+                if let Some(job) = &c.job {
+                    let _ = write!(out, " job={}:{}", job.id, job.state);
+                    if let Some(e) = &job.error {
+                        let _ = write!(out, " error={e:?}");
+                    }
                 }
                 out.push('\n');
             }

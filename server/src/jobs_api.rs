@@ -13,6 +13,7 @@ use moviola_actors::jobs::kinds::{self, Estimate, JobKind};
 use moviola_actors::jobs::supervisor::{Cancel, CancelResult, Enqueue, Outlook, Reprioritized, SetPaused, Snapshot, hex};
 use moviola_actors::jobs::{events, job_view};
 use moviola_actors::now_ms;
+use moviola_actors::project::ServerEdit;
 use moviola_store::{Asset, AssetId, JobId, JobState, NewAsset, NewJob, ProjectId, Role, StoreError, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -224,6 +225,18 @@ struct JobRequest {
     /// Required when the estimate is above the user's confirmation threshold.
     #[serde(default)]
     confirm: bool,
+    /// Show the job on the timeline: a placeholder clip that becomes the result.
+    #[serde(default)]
+    placeholder: Option<PlaceholderRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceholderRequest {
+    track: String,
+    /// Timeline position and length in flicks (705,600,000 per second).
+    start: i64,
+    duration: i64,
 }
 
 struct Preflight {
@@ -349,6 +362,40 @@ async fn submit_job(
         )
         .with_details(estimate_json(&p, balance.available)));
     }
+    // The placeholder must fit the timeline as it is now (track exists and is unlocked), or
+    // nothing is queued.
+    let placement = match &body.placeholder {
+        Some(ph) => {
+            let project_row = store
+                .project_by_id(project)
+                .await?
+                .ok_or_else(|| ApiError::not_found("project not found"))?;
+            let doc = moviola_crdt::wire::DocumentId::parse(&project_row.doc_id).map_err(|e| ApiError::internal(e.to_string()))?;
+            let actor = state.hub.project(project, doc);
+            let clip = format!("job-{}", uuid::Uuid::new_v4().simple());
+            let (id, track, start, duration) = (clip.clone(), ph.track.clone(), ph.start, ph.duration);
+            let op = move |job: i64| moviola_crdt::EditOp::PlaceJob {
+                id: id.clone(),
+                track: track.clone(),
+                job,
+                start,
+                duration,
+            };
+            actor
+                .send(ServerEdit { op: op(0), dry_run: true })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|m| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_placeholder",
+                        format!("the placeholder cannot go there: {m}"),
+                    )
+                })?;
+            Some((actor, clip, op))
+        }
+        None => None,
+    };
     let live = store.live_job_count(authed.user.id).await?;
     if live >= state.config.jobs.max_live_jobs_per_user {
         return Err(ApiError::new(
@@ -367,6 +414,7 @@ async fn submit_job(
         idempotency_key: body.idempotency_key.clone(),
         estimate_credits: p.estimate.credits,
         estimate_ms: p.estimate.eta_ms,
+        timeline_clip: placement.as_ref().map(|(_, clip, _)| clip.clone()),
     };
     let (job, created) = store.submit_job(new, now_ms()).await.map_err(|e| match e {
         StoreError::InsufficientCredits { needed, available } => ApiError::new(
@@ -377,6 +425,20 @@ async fn submit_job(
         other => other.into(),
     })?;
     if created {
+        // Place the clip before the job can finish, so its result always finds it.
+        if let Some((actor, _, op)) = &placement {
+            if let Err(err) = actor
+                .send(ServerEdit {
+                    op: op(job.id.0),
+                    dry_run: false,
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            {
+                tracing::warn!(job = %job.id, %err, "could not place the job on the timeline");
+            }
+        }
         state.jobs.do_send(Enqueue(job.clone()));
     }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

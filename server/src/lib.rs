@@ -79,7 +79,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         max_live_jobs_per_user: config.jobs.max_live_jobs_per_user,
         media_dir: config.media_dir.clone(),
     };
-    let jobs = GpuSupervisor::new(store.clone(), settings, start_devices(&config)).start();
+    let jobs = GpuSupervisor::new(hub.clone(), settings, start_devices(&config)).start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         config: config.clone(),

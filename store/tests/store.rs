@@ -157,6 +157,7 @@ fn new_job(project: ProjectId, user: UserId, credits: i64, key: Option<&str>) ->
         idempotency_key: key.map(str::to_owned),
         estimate_credits: credits,
         estimate_ms: 1000,
+        timeline_clip: None,
     }
 }
 

@@ -488,3 +488,81 @@ async fn a_job_running_at_kill_9_is_retried_and_settled_once() {
     let img = image::load_from_memory(&get(port, &ana, &format!("/api/v1/assets/{result}/content")).bytes).unwrap();
     assert_eq!((img.width(), img.height()), (7600, 4320));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_shows_on_the_timeline_and_turns_into_its_result() {
+    use moviola_tests::SyncClient;
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let bo = register(port, "bo");
+    let (project, doc) = create_project(port, &ana, "Timeline jobs");
+    add_member(port, &ana, project, &bo, "editor");
+    let mut ana_sync = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
+    ana_sync.wait_loaded().await.unwrap();
+    ana_sync.edit(&crate::add_track("v1")).await.unwrap();
+    ana_sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
+    let mut bo_sync = SyncClient::open(&server.ws_url(&bo.token), &doc).await.unwrap();
+    bo_sync.wait_loaded().await.unwrap();
+    let asset = upload(port, &ana, project, &png(40, 30), "t.png").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+
+    // A placeholder on a track that does not exist: refused, nothing queued.
+    let bad = submit(
+        port,
+        &ana,
+        project,
+        json!({ "kind": "enhance.upscale", "input": asset, "params": { "scale": 2 },
+        "placeholder": { "track": "nope", "start": 0, "duration": 1_411_200_000 } }),
+    );
+    assert_eq!(
+        (bad.status, bad.body["error"]["code"].as_str()),
+        (400, Some("invalid_placeholder")),
+        "{}",
+        bad.body
+    );
+    assert!(
+        get(port, &ana, &format!("/api/v1/projects/{project}/jobs")).body["jobs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let res = submit(
+        port,
+        &ana,
+        project,
+        json!({ "kind": "enhance.upscale", "input": asset, "params": { "scale": 2 },
+        "placeholder": { "track": "v1", "start": 705_600_000, "duration": 1_411_200_000 } }),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let job = job_id(&res);
+    let clip_id = res.body["job"]["timeline_clip"].as_str().unwrap().to_owned();
+    let find = |c: &SyncClient| c.view().tracks.iter().flat_map(|t| t.clips.clone()).find(|c| c.id == clip_id);
+    // Bo, another editor, sees the placeholder, then the result in its place.
+    bo_sync.pump_until(Duration::from_secs(30), |c| find(c).is_some()).await.unwrap();
+    let placeholder = find(&bo_sync).unwrap();
+    assert_eq!(
+        (
+            placeholder.track.as_str(),
+            placeholder.start,
+            placeholder.job.as_ref().map(|j| j.id)
+        ),
+        ("v1", 705_600_000, Some(job))
+    );
+    let fin = wait_final(port, &ana, job, Duration::from_secs(30)).await;
+    let result = fin["result_asset"].as_i64().unwrap().to_string();
+    bo_sync
+        .pump_until(Duration::from_secs(30), |c| find(c).is_some_and(|c| c.asset == result))
+        .await
+        .unwrap();
+    let done = find(&bo_sync).unwrap();
+    assert_eq!(done.job.as_ref().map(|j| j.state.as_str()), Some("succeeded"));
+    assert!(!done.is_placeholder());
+    assert_eq!(
+        bo_sync.view().render_plan()[0].segments.len(),
+        1,
+        "the result is rendered once it exists"
+    );
+}

@@ -43,6 +43,7 @@ pub fn job_view(job: &Job) -> Value {
         "error": job.error,
         "result_asset": job.result_asset,
         "device": job.device,
+        "timeline_clip": job.timeline_clip,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,

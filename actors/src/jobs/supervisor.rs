@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use super::device::{DeviceActor, DeviceInfo, DeviceReport, RunJob};
 use super::kinds::{JobKind, RunError};
 use super::{JobEvent, job_view};
+use crate::hub::Hub;
 use crate::now_ms;
+use crate::project::ServerEdit;
 
 #[derive(Clone, Debug)]
 pub struct JobSettings {
@@ -51,6 +53,7 @@ struct Running {
 
 pub struct GpuSupervisor {
     store: Store,
+    hub: Hub,
     settings: JobSettings,
     devices: Vec<DeviceSlot>,
     /// Queued jobs (state `queued` in the store).
@@ -68,9 +71,10 @@ pub struct GpuSupervisor {
 }
 
 impl GpuSupervisor {
-    pub fn new(store: Store, settings: JobSettings, devices: Vec<(DeviceInfo, Addr<DeviceActor>)>) -> GpuSupervisor {
+    pub fn new(hub: Hub, settings: JobSettings, devices: Vec<(DeviceInfo, Addr<DeviceActor>)>) -> GpuSupervisor {
         GpuSupervisor {
-            store,
+            store: hub.store().clone(),
+            hub,
             settings,
             devices: devices
                 .into_iter()
@@ -262,6 +266,7 @@ impl GpuSupervisor {
                     Ok(Some(job)) => {
                         let event = job.state.as_str().to_owned();
                         act.emit_state(&job, &event);
+                        act.resolve_on_timeline(ctx, &job);
                     }
                     Ok(None) => {}
                     Err(err) if attempt < 5 => {
@@ -274,6 +279,38 @@ impl GpuSupervisor {
                         tracing::error!(job = %id, %err, "could not persist the end of a job; it will be recovered at the next start")
                     }
                 }),
+        );
+    }
+
+    /// Turns the job's placeholder clip into its result (or shows the failure) for everyone.
+    fn resolve_on_timeline(&mut self, ctx: &mut Context<Self>, job: &Job) {
+        let Some(clip) = job.timeline_clip.clone() else { return };
+        let op = moviola_crdt::EditOp::ResolveJob {
+            clip,
+            state: job.state.as_str().to_owned(),
+            asset: job.result_asset.map(|a| a.to_string()),
+            error: job.error.clone(),
+        };
+        let (store, hub, project, id) = (self.store.clone(), self.hub.clone(), job.project_id, job.id);
+        ctx.spawn(
+            async move {
+                let p = store
+                    .project_by_id(project)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("project deleted")?;
+                let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
+                hub.project(project, doc)
+                    .send(ServerEdit { op, dry_run: false })
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            .into_actor(self)
+            .map(move |res: Result<(), String>, _, _| {
+                if let Err(err) = res {
+                    tracing::warn!(job = %id, %err, "could not update the job's clip on the timeline");
+                }
+            }),
         );
     }
 

@@ -65,6 +65,7 @@ impl MigrationTrait for Migration {
                 .col(text_null("error"))
                 .col(big_integer_null("result_asset"))
                 .col(string_null("device"))
+                .col(string_null("timeline_clip"))
                 .col(big_integer("created_at"))
                 .col(big_integer_null("started_at"))
                 .col(big_integer_null("finished_at"))

@@ -23,6 +23,7 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     pub estimate_credits: i64,
     pub estimate_ms: i64,
+    pub timeline_clip: Option<String>,
 }
 
 /// How a job ended.
@@ -66,6 +67,7 @@ impl Store {
             error: Set(None),
             result_asset: Set(None),
             device: Set(None),
+            timeline_clip: Set(new.timeline_clip.clone()),
             created_at: Set(now),
             started_at: Set(None),
             finished_at: Set(None),

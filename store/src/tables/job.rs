@@ -28,6 +28,8 @@ pub struct Model {
     pub error: Option<String>,
     pub result_asset: Option<AssetId>,
     pub device: Option<String>,
+    /// The placeholder clip on the project's timeline that shows this job, if any.
+    pub timeline_clip: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use moviola_tests::TestServer;
 use moviola_tests::events::Events;
 use moviola_tests::http::{create_project, register, request, request_bytes};
-use moviola_tests::TestServer;
 use serde_json::json;
 
 fn tiny_png() -> Vec<u8> {
@@ -25,13 +25,23 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let server = TestServer::start_with(&[("MOVIOLA_JOBS_MAX_LIVE_JOBS_PER_USER", "100000"), ("MOVIOLA_JOBS_PROGRESS_INTERVAL_MS", "0")]);
+    let server = TestServer::start_with(&[
+        ("MOVIOLA_JOBS_MAX_LIVE_JOBS_PER_USER", "100000"),
+        ("MOVIOLA_JOBS_PROGRESS_INTERVAL_MS", "0"),
+    ]);
     let port = server.port;
     let ana = register(port, "bench");
     server.admin(&["promote", &ana.email]);
     server.admin(&["grant", &ana.email, "1000000"]);
     let (project, _) = create_project(port, &ana, "bench");
-    let up = request_bytes(port, "POST", &format!("/api/v1/projects/{project}/assets?name=t.png"), Some(&ana.token), Some(&tiny_png()), None)?;
+    let up = request_bytes(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/assets?name=t.png"),
+        Some(&ana.token),
+        Some(&tiny_png()),
+        None,
+    )?;
     let asset = up.body["asset"]["id"].as_i64().unwrap();
     let job = json!({ "kind": "enhance.color", "input": asset, "params": { "white_balance": true } });
     let path = format!("/api/v1/projects/{project}/jobs");
@@ -45,17 +55,29 @@ async fn main() -> Result<()> {
         let res = request(port, "POST", &path, Some(&ana.token), Some(&job))?;
         submit_http.push(t0.elapsed());
         let id = res.body["job"]["id"].as_i64().unwrap();
-        events.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "started").await?;
+        events
+            .wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "started")
+            .await?;
         to_running.push(t0.elapsed());
-        events.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "succeeded").await?;
+        events
+            .wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "succeeded")
+            .await?;
         events.seen.clear();
     }
     to_running.sort();
     submit_http.sort();
     println!("| measure | p50 ms | p99 ms |");
     println!("|---|---|---|");
-    println!("| submit HTTP round trip (preflight + reserve + queue) | {:.2} | {:.2} |", pct(&submit_http, 0.5), pct(&submit_http, 0.99));
-    println!("| submit → `started` event, idle CPU device | {:.2} | {:.2} |", pct(&to_running, 0.5), pct(&to_running, 0.99));
+    println!(
+        "| submit HTTP round trip (preflight + reserve + queue) | {:.2} | {:.2} |",
+        pct(&submit_http, 0.5),
+        pct(&submit_http, 0.99)
+    );
+    println!(
+        "| submit → `started` event, idle CPU device | {:.2} | {:.2} |",
+        pct(&to_running, 0.5),
+        pct(&to_running, 0.99)
+    );
     drop(events);
 
     // 2. Fan-out: 100 watchers; time from the submit answer to each watcher's `queued` event.
@@ -69,13 +91,16 @@ async fn main() -> Result<()> {
         let answered = Instant::now();
         let id = res.body["job"]["id"].as_i64().unwrap();
         let waits = watchers.iter_mut().map(|w| async move {
-            w.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "queued").await.map(|_| Instant::now())
+            w.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "queued")
+                .await
+                .map(|_| Instant::now())
         });
         for at in futures_util::future::join_all(waits).await {
             fanout.push(at?.saturating_duration_since(answered));
         }
         for w in watchers.iter_mut() {
-            w.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "succeeded").await?;
+            w.wait_for(Duration::from_secs(10), |e| e["job"]["id"] == id && e["event"] == "succeeded")
+                .await?;
             w.seen.clear();
         }
     }
@@ -93,7 +118,11 @@ async fn main() -> Result<()> {
     let mut ids = Vec::new();
     let t0 = Instant::now();
     for _ in 0..n {
-        ids.push(request(port, "POST", &path, Some(&ana.token), Some(&job))?.body["job"]["id"].as_i64().unwrap());
+        ids.push(
+            request(port, "POST", &path, Some(&ana.token), Some(&job))?.body["job"]["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let submit_rate = n as f64 / t0.elapsed().as_secs_f64();
     let mut events = Events::connect(port, &ana.token, project).await?;
@@ -102,7 +131,9 @@ async fn main() -> Result<()> {
     request(port, "POST", "/api/v1/queue/resume", Some(&ana.token), Some(&json!({})))?;
     let mut done = 0;
     while done < n {
-        let e = events.wait_for(Duration::from_secs(60), |e| e["event"] == "succeeded" || e["event"] == "failed").await?;
+        let e = events
+            .wait_for(Duration::from_secs(60), |e| e["event"] == "succeeded" || e["event"] == "failed")
+            .await?;
         if e["event"] == "failed" {
             bail!("a job failed: {e}");
         }
