@@ -170,6 +170,14 @@ async fn both_kinds_run_and_every_member_watching_sees_progress() {
         assert!(p["stage"].is_string() && p["eta_ms"].is_i64() && p["total"].is_u64(), "{p}");
     }
 
+    // One progress event carries a small preview of the result (a data URL of a PNG).
+    let preview = bo_events
+        .of_job(upscale)
+        .into_iter()
+        .find_map(|e| e["progress"]["preview"].as_str().map(str::to_owned));
+    let preview = preview.expect("a preview in the upscale's progress");
+    assert!(preview.starts_with("data:image/png;base64,"), "{preview}");
+
     let done = wait_final(port, &ana, upscale, Duration::from_secs(5)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let result = done["result_asset"].as_i64().unwrap();

@@ -59,6 +59,10 @@ pub struct RunJob {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum DeviceReport {
+    Preview {
+        job: JobId,
+        png: Vec<u8>,
+    },
     Progress {
         job: JobId,
         stage: &'static str,
@@ -154,6 +158,10 @@ impl StageProgress for Reporter<'_> {
     fn cancelled(&self) -> bool {
         self.job.cancel.load(Ordering::Relaxed)
     }
+
+    fn preview(&mut self, png: Vec<u8>) {
+        self.job.reply.do_send(DeviceReport::Preview { job: self.job.job, png });
+    }
 }
 
 impl Actor for DeviceActor {
@@ -220,6 +228,7 @@ mod tests {
         fn handle(&mut self, report: DeviceReport, _: &mut Context<Self>) {
             let line = match report {
                 DeviceReport::Progress { job, stage, .. } => format!("{job} progress {stage}"),
+                DeviceReport::Preview { job, .. } => format!("{job} preview"),
                 DeviceReport::Finished { job, result: Ok(_), .. } => format!("{job} ok"),
                 DeviceReport::Finished { job, result: Err(e), .. } => format!("{job} err {e}"),
             };

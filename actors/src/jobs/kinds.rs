@@ -241,7 +241,12 @@ impl JobKind {
 pub trait StageProgress {
     fn stage(&mut self, stage: &'static str, done: u64, total: u64);
     fn cancelled(&self) -> bool;
+    /// A small PNG of the result so far, for watchers.
+    fn preview(&mut self, _png: Vec<u8>) {}
 }
+
+/// Longest side of a preview image, in pixels.
+pub const PREVIEW_SIDE: usize = 96;
 
 struct InStage<'a> {
     inner: &'a mut dyn StageProgress,
@@ -381,6 +386,19 @@ pub fn run<B: Backend>(
     };
     if progress.cancelled() {
         return Err(RunError::Cancelled);
+    }
+    // A thumbnail of the result for the watchers, before the (slower) full encode.
+    let [_, oh, ow] = out.dims();
+    let scale = PREVIEW_SIDE as f64 / ow.max(oh) as f64;
+    if scale < 1.0 {
+        let (pw, ph) = (
+            ((ow as f64 * scale).round() as usize).max(1),
+            ((oh as f64 * scale).round() as usize).max(1),
+        );
+        let small = moviola_models::resample::resize(out.clone(), pw, ph, Filter::Bicubic);
+        if let Ok(png) = Frame::from_tensor(small).map_err(|e| e.to_string()).and_then(|f| encode_png(&f)) {
+            progress.preview(png);
+        }
     }
     progress.stage("encode", 0, 1);
     let frame = Frame::from_tensor(out).map_err(|e| RunError::Failed(e.to_string()))?;

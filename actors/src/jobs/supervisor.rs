@@ -587,6 +587,16 @@ impl Handler<DeviceReport> for GpuSupervisor {
                     self.emit(self.running[&job].job.project_id, event);
                 }
             }
+            DeviceReport::Preview { job, png } => {
+                use base64::Engine as _;
+                let Some(r) = self.running.get(&job) else { return };
+                let mut event = self.progress_event(r);
+                event["progress"]["preview"] = json!(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&png)
+                ));
+                self.emit(r.job.project_id, event);
+            }
             DeviceReport::Finished {
                 job,
                 device,
