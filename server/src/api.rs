@@ -2,9 +2,10 @@
 //! the caller's role first; an outsider gets 404, as if the project did not exist.
 
 use actix_web::{HttpResponse, web};
+use moviola_actors::jobs::supervisor::Cancel;
 use moviola_actors::now_ms;
 use moviola_crdt::wire::DocumentId;
-use moviola_store::{Project, ProjectId, Role, User, UserId};
+use moviola_store::{Outcome, Project, ProjectId, Role, User, UserId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -236,8 +237,30 @@ async fn rename_project(
 async fn delete_project(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let (project, role) = project_for(&state, authed.user.id, ProjectId(*path)).await?;
     require_owner(role)?;
-    state.hub.store().delete_project(project.id).await?;
+    // Live jobs are cancelled first, so their reserved credits are refunded; the job rows and
+    // the media files go with the project.
+    let store = state.hub.store();
+    let reason = "the project was deleted".to_string();
+    for job in store.jobs_of(project.id, None).await?.into_iter().filter(|j| !j.state.is_final()) {
+        let _ = state
+            .jobs
+            .send(Cancel {
+                job: job.id,
+                reason: reason.clone(),
+            })
+            .await;
+        store
+            .finish_job(job.id, Outcome::Cancelled { reason: reason.clone() }, now_ms())
+            .await?;
+    }
+    store.delete_project(project.id).await?;
     state.hub.project_deleted(project.id);
+    let media = state.config.media_dir.join(format!("projects/{}", project.id));
+    if let Err(err) = std::fs::remove_dir_all(&media) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(project = %project.id, %err, "could not remove the project's media folder");
+        }
+    }
     state
         .hub
         .store()

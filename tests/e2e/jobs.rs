@@ -574,3 +574,34 @@ async fn a_job_shows_on_the_timeline_and_turns_into_its_result() {
         "the result is rendered once it exists"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_project_refunds_its_live_jobs() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    server.admin(&["promote", &ana.email]);
+    let (project, _) = create_project(port, &ana, "Doomed");
+    let asset = upload(port, &ana, project, &png(16, 16), "d.png").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(post(port, &ana, "/api/v1/queue/pause", json!({})).status, 200);
+    let res = submit(
+        port,
+        &ana,
+        project,
+        json!({ "kind": "enhance.upscale", "input": asset, "params": { "scale": 2 } }),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let before = get(port, &ana, "/api/v1/credits").body["balance"]["reserved"].as_i64();
+    assert_eq!(before, Some(1));
+    let del = request(port, "DELETE", &format!("/api/v1/projects/{project}"), Some(&ana.token), None).unwrap();
+    assert_eq!(del.status, 204, "{}", del.body);
+    assert_eq!(post(port, &ana, "/api/v1/queue/resume", json!({})).status, 200);
+    let credits = assert_settled(port, &ana);
+    assert_eq!(credits["balance"]["available"].as_i64(), Some(100));
+    assert!(
+        !server.data_dir.join(format!("media/projects/{project}")).exists(),
+        "the project's media are removed"
+    );
+}

@@ -269,6 +269,8 @@ impl GpuSupervisor {
                         act.resolve_on_timeline(ctx, &job);
                     }
                     Ok(None) => {}
+                    // The job went with its project: nothing left to finish.
+                    Err(err) if err.is_not_found() => tracing::debug!(job = %id, "job gone with its project"),
                     Err(err) if attempt < 5 => {
                         tracing::warn!(job = %id, %err, attempt, "could not persist the end of a job; retrying");
                         ctx.run_later(Duration::from_millis(200 << attempt), move |act, ctx| {
