@@ -1,0 +1,177 @@
+//! probe and thumbnail on media generated with the ffmpeg command line (lavfi sources).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use moviola_media::{StreamKind, probe, thumbnail};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir() -> Dir {
+    let d = std::env::temp_dir().join(format!("moviola-media-test-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&d).unwrap();
+    Dir(d)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+#[test]
+fn probes_video_with_audio() {
+    let d = dir();
+    let f = d.0.join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &f,
+    );
+    let info = probe(&f).unwrap();
+    assert!(info.container.contains("mp4"), "{info:?}");
+    let v = info.video().unwrap();
+    assert_eq!(
+        (v.codec.as_str(), v.width, v.height, v.frame_rate, v.rotation),
+        ("h264", 320, 240, (25, 1), 0)
+    );
+    let a = info.audio().unwrap();
+    assert_eq!((a.codec.as_str(), a.sample_rate, a.channels), ("aac", 48000, 1));
+    let ms = info.duration_ms.unwrap();
+    assert!((1950..=2100).contains(&ms), "duration {ms}");
+    assert_eq!(info.display_size(), Some((320, 240)));
+    // It serialises for the worker's JSON.
+    assert!(serde_json::to_string(&info).unwrap().contains("\"h264\""));
+}
+
+#[test]
+fn rotation_and_audio_only() {
+    let d = dir();
+    let plain = d.0.join("plain.mp4");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=1", "-c:v", "libx264"],
+        &plain,
+    );
+    // As a phone does: the pixels stay, a display matrix in the container says how to turn them.
+    let rotated = d.0.join("rotated.mp4");
+    ffmpeg(
+        &["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &rotated,
+    );
+    let info = probe(&rotated).unwrap();
+    assert_eq!(info.video().unwrap().rotation, 90, "{info:?}");
+    assert_eq!(info.display_size(), Some((90, 160)));
+
+    let wav = d.0.join("tone.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=44100:duration=1.5",
+            "-ac",
+            "2",
+        ],
+        &wav,
+    );
+    let info = probe(&wav).unwrap();
+    assert!(info.video().is_none());
+    let a = info.audio().unwrap();
+    assert_eq!((a.kind, a.sample_rate, a.channels), (StreamKind::Audio, 44100, 2));
+    assert!(thumbnail(&wav, 0, 64).is_err(), "no video stream, no thumbnail");
+}
+
+#[test]
+fn refuses_what_is_not_media() {
+    let d = dir();
+    let text = d.0.join("notes.mp4");
+    std::fs::write(&text, "this is a text file with a video name\n".repeat(20)).unwrap();
+    assert!(probe(&text).is_err());
+    let empty = d.0.join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(probe(&empty).is_err());
+    let good = d.0.join("good.mp4");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1", "-c:v", "libx264"],
+        &good,
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = d.0.join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    // A truncated MP4 (moov at the end is gone) is not readable media.
+    assert!(probe(&truncated).is_err() || thumbnail(&truncated, 0, 32).is_err());
+}
+
+#[test]
+fn thumbnail_at_a_time() {
+    let d = dir();
+    let f = d.0.join("t.mp4");
+    // Colour changes every second: red, then green, then blue.
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=320x180:rate=25:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=lime:size=320x180:rate=25:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:size=320x180:rate=25:duration=1",
+            "-filter_complex",
+            "[0][1][2]concat=n=3:v=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "10",
+        ],
+        &f,
+    );
+    for (at, want) in [(500, [255u8, 0, 0]), (1500, [0, 255, 0]), (2500, [0, 0, 255])] {
+        let t = thumbnail(&f, at, 64).unwrap();
+        assert_eq!((t.width, t.height), (64, 36));
+        assert!(t.at_ms >= at && t.at_ms < at + 100, "frame at {} for {at}", t.at_ms);
+        let mid = ((18 * 64 + 32) * 3) as usize;
+        let px = &t.rgb[mid..mid + 3];
+        for c in 0..3 {
+            assert!((px[c] as i32 - want[c] as i32).abs() < 24, "at {at}: {px:?} vs {want:?}");
+        }
+    }
+}
