@@ -44,6 +44,9 @@ pub struct RawCredits {
 #[serde(deny_unknown_fields)]
 pub struct RawMedia {
     pub max_upload_bytes: usize,
+    pub worker_memory_mib: u64,
+    pub worker_cpu_seconds: u64,
+    pub worker_timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +102,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub signup_grant: i64,
     pub max_upload_bytes: usize,
+    pub worker: crate::worker::WorkerLimits,
     /// `<data_dir>/media`: uploads and job results.
     pub media_dir: PathBuf,
 }
@@ -248,6 +252,11 @@ impl Config {
             jobs,
             signup_grant: raw.credits.signup_grant,
             max_upload_bytes: raw.media.max_upload_bytes,
+            worker: crate::worker::WorkerLimits {
+                memory_bytes: raw.media.worker_memory_mib.max(16) << 20,
+                cpu_seconds: raw.media.worker_cpu_seconds.max(1),
+                timeout: Duration::from_millis(raw.media.worker_timeout_ms.max(100)),
+            },
             media_dir: data_dir.join("media"),
             listen,
             data_dir,

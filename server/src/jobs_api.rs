@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/assets", web::get().to(list_assets))
         .route("/assets/{id}", web::get().to(get_asset))
         .route("/assets/{id}/content", web::get().to(asset_content))
+        .route("/assets/{id}/thumbnail", web::get().to(asset_thumbnail))
         .route("/job-kinds", web::get().to(job_kinds))
         .route("/projects/{id}/jobs/estimate", web::post().to(estimate_job))
         .route("/projects/{id}/jobs", web::post().to(submit_job))
@@ -66,6 +67,9 @@ fn require_admin(user: &User) -> Result<(), ApiError> {
 fn asset_json(asset: &Asset) -> Value {
     let mut v = serde_json::to_value(asset).unwrap_or(Value::Null);
     v["content_url"] = json!(format!("/api/v1/assets/{}/content", asset.id));
+    if asset.kind != "audio" {
+        v["thumbnail_url"] = json!(format!("/api/v1/assets/{}/thumbnail", asset.id));
+    }
     v
 }
 
@@ -122,8 +126,11 @@ async fn upload_asset(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (width, height) =
-        probe.map_err(|e| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_media", format!("not a usable image: {e}")))?;
+    let (width, height) = match probe {
+        Ok(size) => size,
+        // Not an image: video or audio, probed by the media worker.
+        Err(_) => return ingest_media(&state, &authed, project, body, query.name.as_deref()).await,
+    };
     let (mime, ext) = if body.starts_with(&[0x89, b'P', b'N', b'G']) {
         ("image/png", "png")
     } else {
@@ -166,12 +173,172 @@ async fn upload_asset(
                 path: rel,
                 created_by: authed.user.id,
                 source_job: None,
+                duration_ms: None,
+                info: None,
             },
             now_ms(),
         )
         .await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(HttpResponse::build(status).json(json!({ "asset": asset_json(&asset), "deduplicated": !created })))
+}
+
+/// File extension and MIME type for a probed container.
+fn container_type(container: &str, has_video: bool) -> (&'static str, &'static str) {
+    match (container, has_video) {
+        (c, true) if c.contains("mp4") || c.contains("mov") => ("mp4", "video/mp4"),
+        (c, false) if c.contains("mp4") || c.contains("mov") => ("m4a", "audio/mp4"),
+        (c, true) if c.contains("webm") || c.contains("matroska") => ("webm", "video/webm"),
+        (c, false) if c.contains("webm") || c.contains("matroska") => ("webm", "audio/webm"),
+        ("wav", _) => ("wav", "audio/wav"),
+        ("mp3", _) => ("mp3", "audio/mpeg"),
+        ("ogg", _) => ("ogg", "audio/ogg"),
+        ("flac", _) => ("flac", "audio/flac"),
+        ("avi", _) => ("avi", "video/x-msvideo"),
+        _ => ("bin", "application/octet-stream"),
+    }
+}
+
+/// A video or audio upload: written to a temporary file, probed by the media worker (never in
+/// this process), a thumbnail decoded for video, then moved into place and recorded. Anything
+/// the worker refuses or dies on is removed and answered with a clear error.
+async fn ingest_media(
+    state: &AppState,
+    authed: &Authed,
+    project: ProjectId,
+    body: Vec<u8>,
+    name: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let media = &state.config.media_dir;
+    let tmp_dir = media.join("tmp");
+    let tmp = tmp_dir.join(format!("{}.upload", uuid::Uuid::new_v4().simple()));
+    let sha = hex(&Sha256::digest(&body));
+    let bytes = body.len() as i64;
+    let tmp2 = tmp.clone();
+    web::block(move || std::fs::create_dir_all(&tmp_dir).and_then(|_| std::fs::write(&tmp2, &body)))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("could not store the upload: {e}")))?;
+    let cleanup = |paths: &[&std::path::Path]| {
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    let refused = |e: crate::worker::WorkerError| match e {
+        crate::worker::WorkerError::Refused(m) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_media",
+            format!("not an image, video or audio file that can be read: {m}"),
+        ),
+        crate::worker::WorkerError::Crashed(m) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "media_worker_failed",
+            format!("the file could not be examined ({m}); it may be corrupt or too demanding"),
+        ),
+    };
+    let info = match crate::worker::run(&["probe".into(), tmp.clone().into()], &state.config.worker).await {
+        Ok(info) => info,
+        Err(e) => {
+            cleanup(&[&tmp]);
+            return Err(refused(e));
+        }
+    };
+    let container = info["container"].as_str().unwrap_or("");
+    if container.contains("pipe") || container == "image2" {
+        // FFmpeg reads single images as one-frame video; one that `image` could not decode is
+        // damaged or of a kind the studio does not take.
+        cleanup(&[&tmp]);
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_media",
+            format!("a damaged or unsupported image ({container}); upload PNG or JPEG, video or audio"),
+        ));
+    }
+    let streams = info["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams.iter().find(|s| s["kind"] == "video");
+    let (ext, mime) = container_type(info["container"].as_str().unwrap_or(""), video.is_some());
+    let (width, height) = video
+        .map(|v| {
+            let (w, h) = (v["width"].as_i64().unwrap_or(0) as i32, v["height"].as_i64().unwrap_or(0) as i32);
+            if v["rotation"].as_i64().unwrap_or(0).rem_euclid(180) == 90 {
+                (h, w)
+            } else {
+                (w, h)
+            }
+        })
+        .unwrap_or((0, 0));
+    let duration_ms = info["duration_ms"].as_i64();
+    let rel = format!("projects/{project}/{sha}.{ext}");
+    let full = media.join(&rel);
+    let thumb = full.with_extension("thumb.png");
+    if let Err(e) = std::fs::create_dir_all(full.parent().expect("has a parent")).and_then(|_| std::fs::rename(&tmp, &full)) {
+        cleanup(&[&tmp]);
+        return Err(ApiError::internal(format!("could not store the upload: {e}")));
+    }
+    if video.is_some() {
+        let at = duration_ms.map(|d| (d / 10).min(1000)).unwrap_or(0);
+        let args: Vec<std::ffi::OsString> = vec![
+            "thumbnail".into(),
+            full.clone().into(),
+            thumb.clone().into(),
+            at.to_string().into(),
+            "320".into(),
+        ];
+        if let Err(e) = crate::worker::run(&args, &state.config.worker).await {
+            // Readable headers but no decodable frame: a corrupt file; keep nothing.
+            cleanup(&[&full, &thumb]);
+            return Err(refused(e));
+        }
+    }
+    let kind = if video.is_some() { "video" } else { "audio" };
+    let (asset, created) = state
+        .hub
+        .store()
+        .insert_asset(
+            NewAsset {
+                project,
+                kind: kind.into(),
+                mime: mime.into(),
+                name: clean_name(name.unwrap_or("upload")),
+                width,
+                height,
+                bytes,
+                sha256: sha,
+                path: rel,
+                created_by: authed.user.id,
+                source_job: None,
+                duration_ms,
+                info: Some(info.to_string()),
+            },
+            now_ms(),
+        )
+        .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut view = asset_json(&asset);
+    view["media"] = info;
+    Ok(HttpResponse::build(status).json(json!({ "asset": view, "deduplicated": !created })))
+}
+
+/// A still for any visual asset: the image itself, or the frame decoded at ingest for video.
+async fn asset_thumbnail(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
+    let (file, mime) = match asset.kind.as_str() {
+        "image" => (state.config.media_dir.join(&asset.path), asset.mime.clone()),
+        "video" => (
+            state.config.media_dir.join(&asset.path).with_extension("thumb.png"),
+            "image/png".to_owned(),
+        ),
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "asset {} is {}: it has no picture",
+                asset.id, asset.kind
+            )));
+        }
+    };
+    let bytes = tokio::fs::read(&file)
+        .await
+        .map_err(|e| ApiError::internal(format!("the thumbnail cannot be read: {e}")))?;
+    Ok(HttpResponse::Ok().content_type(mime).body(bytes))
 }
 
 async fn list_assets(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

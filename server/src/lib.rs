@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jobs_api;
+pub mod worker;
 
 use std::future::Future;
 use std::net::TcpListener;

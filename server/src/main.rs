@@ -20,6 +20,10 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MOVIOLA_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args().nth(1).as_deref() == Some("worker") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(moviola_server::worker::main(&args));
+    }
     let mut args = std::env::args().skip(1).peekable();
     let mut admin: Option<Vec<String>> = None;
     match args.peek().map(String::as_str) {

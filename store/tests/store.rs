@@ -290,6 +290,8 @@ async fn assets_deduplicate_by_content(store: Store) {
         path: "p/ab.png".into(),
         created_by: ana.id,
         source_job: None,
+        duration_ms: None,
+        info: None,
     };
     let (a, created) = store.insert_asset(new.clone(), 1).await.unwrap();
     let (b, again) = store

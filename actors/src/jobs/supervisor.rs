@@ -671,6 +671,8 @@ impl GpuSupervisor {
                         path: rel,
                         created_by: job.user_id,
                         source_job: Some(id),
+                        duration_ms: None,
+                        info: None,
                     },
                     now_ms(),
                 )

@@ -21,6 +21,8 @@ pub struct NewAsset {
     pub path: String,
     pub created_by: UserId,
     pub source_job: Option<JobId>,
+    pub duration_ms: Option<i64>,
+    pub info: Option<String>,
 }
 
 impl Store {
@@ -51,6 +53,8 @@ impl Store {
             created_by: Set(new.created_by),
             source_job: Set(new.source_job),
             created_at: Set(now),
+            duration_ms: Set(new.duration_ms),
+            info: Set(new.info),
         }
         .insert(&self.db)
         .await?;

@@ -10,7 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: AssetId,
     pub project_id: ProjectId,
-    /// `image` (video and audio come with the media pipeline).
+    /// `image`, `video` or `audio`.
     pub kind: String,
     pub mime: String,
     pub name: String,
@@ -24,6 +24,12 @@ pub struct Model {
     pub created_by: UserId,
     pub source_job: Option<JobId>,
     pub created_at: i64,
+    /// Video and audio: length in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Video and audio: what the media worker's probe found (JSON).
+    #[sea_orm(column_type = "Text", nullable)]
+    #[serde(skip)]
+    pub info: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,241 @@
+//! Video and audio uploads: probed and thumbnailed in the media worker process, never in the
+//! server; bad files get a clear error and leave nothing behind.
+
+use std::path::Path;
+use std::process::Command;
+
+use moviola_tests::TestServer;
+use moviola_tests::http::{Account, Response, create_project, register, request, request_bytes};
+
+fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg {args:?}");
+    std::fs::read(out).unwrap()
+}
+
+fn upload(port: u16, who: &Account, project: i64, bytes: &[u8], name: &str) -> Response {
+    request_bytes(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/assets?name={name}"),
+        Some(&who.token),
+        Some(bytes),
+        None,
+    )
+    .unwrap()
+}
+
+fn media_files(server: &TestServer, project: i64) -> usize {
+    std::fs::read_dir(server.data_dir.join(format!("media/projects/{project}")))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn video_and_audio_uploads_are_probed_and_thumbnailed() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Footage");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp4 = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &dir.join("a.mp4"),
+    );
+    let res = upload(port, &ana, project, &mp4, "clip.mp4");
+    assert_eq!(res.status, 201, "{}", res.body);
+    let a = &res.body["asset"];
+    assert_eq!(
+        (a["kind"].as_str(), a["mime"].as_str(), a["width"].as_i64(), a["height"].as_i64()),
+        (Some("video"), Some("video/mp4"), Some(320), Some(240))
+    );
+    let ms = a["duration_ms"].as_i64().unwrap();
+    assert!((1900..=2200).contains(&ms), "{ms}");
+    assert_eq!(a["media"]["streams"].as_array().unwrap().len(), 2);
+    let thumb = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/thumbnail", a["id"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!((thumb.status, thumb.content_type.as_str()), (200, "image/png"));
+    let img = image::load_from_memory(&thumb.bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (320, 240));
+
+    // Rotated phone footage reports its display size.
+    let plain = dir.join("p.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=30:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &plain,
+    );
+    let rotated = ffmpeg(
+        &["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &dir.join("r.mp4"),
+    );
+    let res = upload(port, &ana, project, &rotated, "phone.mp4");
+    assert_eq!(
+        (
+            res.status,
+            res.body["asset"]["width"].as_i64(),
+            res.body["asset"]["height"].as_i64()
+        ),
+        (201, Some(90), Some(160)),
+        "{}",
+        res.body
+    );
+
+    let wav = ffmpeg(
+        &["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100:duration=1", "-ac", "2"],
+        &dir.join("t.wav"),
+    );
+    let res = upload(port, &ana, project, &wav, "tone.wav");
+    assert_eq!(
+        (res.status, res.body["asset"]["kind"].as_str(), res.body["asset"]["mime"].as_str()),
+        (201, Some("audio"), Some("audio/wav")),
+        "{}",
+        res.body
+    );
+    assert!(res.body["asset"]["thumbnail_url"].is_null());
+
+    // A video cannot feed an image job.
+    let job = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&serde_json::json!({ "kind": "enhance.upscale", "input": a["id"], "params": { "scale": 2 } })),
+    )
+    .unwrap();
+    assert_eq!(job.status, 400, "{}", job.body);
+}
+
+#[test]
+fn bad_media_gets_a_clear_error_and_nothing_is_stored() {
+    let server = TestServer::start_with(&[("MOVIOLA_MEDIA_MAX_UPLOAD_BYTES", "200000")]);
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Bad media");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp4 = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=10:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &dir.join("g.mp4"),
+    );
+    let big = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x480:rate=25:duration=4",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+        ],
+        &dir.join("big.mp4"),
+    );
+    assert!(big.len() > 200_000);
+    for (bytes, name, status, code) in [
+        (b"plain text pretending to be a video\n".repeat(50), "notes.mp4", 415, "not_media"),
+        (mp4[..mp4.len() / 3].to_vec(), "truncated.mp4", 415, "not_media"),
+        (Vec::new(), "empty.mp4", 415, "not_media"),
+        (big.clone(), "huge.mp4", 413, "too_large"),
+    ] {
+        let res = upload(port, &ana, project, &bytes, name);
+        assert_eq!(
+            (res.status, res.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {}",
+            res.body
+        );
+    }
+    let listed = request(port, "GET", &format!("/api/v1/projects/{project}/assets"), Some(&ana.token), None).unwrap();
+    assert!(listed.body["assets"].as_array().unwrap().is_empty());
+    assert_eq!(media_files(&server, project), 0, "nothing stored");
+    assert_eq!(
+        std::fs::read_dir(server.data_dir.join("media/tmp")).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no temporary files left"
+    );
+}
+
+#[test]
+fn a_worker_that_dies_fails_only_that_upload() {
+    // 16 MiB of address space: the worker cannot even start FFmpeg, as if a decoder crashed.
+    let server = TestServer::start_with(&[("MOVIOLA_MEDIA_WORKER_MEMORY_MIB", "16")]);
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Crashy");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp4 = ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=10:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &dir.join("c.mp4"),
+    );
+    let res = upload(port, &ana, project, &mp4, "c.mp4");
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (422, Some("media_worker_failed")),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body["error"]["message"].as_str().unwrap().contains("could not be examined"),
+        "{}",
+        res.body
+    );
+    // The server is unaffected.
+    assert_eq!(request(port, "GET", "/health", None, None).unwrap().status, 200);
+    assert_eq!(media_files(&server, project), 0);
+}
