@@ -6,9 +6,11 @@
 
 pub mod probe;
 pub mod thumbnail;
+pub mod waveform;
 
 pub use probe::{MediaInfo, StreamInfo, StreamKind, probe};
-pub use thumbnail::{Thumbnail, thumbnail};
+pub use thumbnail::{Thumbnail, filmstrip, thumbnail};
+pub use waveform::{Waveform, waveform};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

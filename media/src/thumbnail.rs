@@ -20,6 +20,58 @@ pub struct Thumbnail {
 /// Decodes the first frame at or after `at_ms` (seeking to the keyframe before it) and scales it
 /// to fit in `max_side`×`max_side`, keeping the aspect ratio.
 pub fn thumbnail(path: &std::path::Path, at_ms: i64, max_side: u32) -> Result<Thumbnail, MediaError> {
+    frame_at(path, at_ms, |w, h| {
+        let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
+        (
+            ((w as f64 * scale).round() as u32).max(2) & !1,
+            ((h as f64 * scale).round() as u32).max(2) & !1,
+        )
+    })
+}
+
+/// Like [`thumbnail`], `height` pixels high (width from the aspect ratio, even).
+pub fn frame_of_height(path: &std::path::Path, at_ms: i64, height: u32) -> Result<Thumbnail, MediaError> {
+    frame_at(path, at_ms, |w, h| {
+        (
+            ((w as f64 * height as f64 / h as f64).round() as u32).max(2) & !1,
+            height.max(2) & !1,
+        )
+    })
+}
+
+/// A strip of `count` frames spread evenly over `duration_ms`, side by side, `height` high.
+pub fn filmstrip(
+    path: &std::path::Path,
+    duration_ms: i64,
+    count: u32,
+    height: u32,
+    mut progress: impl FnMut(u32, u32),
+) -> Result<Thumbnail, MediaError> {
+    let mut frames = Vec::new();
+    for i in 0..count {
+        let at = (duration_ms.max(0) as f64 * (i as f64 + 0.5) / count as f64) as i64;
+        frames.push(frame_of_height(path, at, height)?);
+        progress(i + 1, count);
+    }
+    let (fw, fh) = (frames[0].width, frames[0].height);
+    let width = fw * count;
+    let mut rgb = vec![0u8; (width * fh * 3) as usize];
+    for (i, f) in frames.iter().enumerate() {
+        for row in 0..fh.min(f.height) as usize {
+            let src = &f.rgb[row * f.width as usize * 3..(row * f.width as usize + fw.min(f.width) as usize) * 3];
+            let dst = (row * width as usize + i * fw as usize) * 3;
+            rgb[dst..dst + src.len()].copy_from_slice(src);
+        }
+    }
+    Ok(Thumbnail {
+        width,
+        height: fh,
+        rgb,
+        at_ms: 0,
+    })
+}
+
+fn frame_at(path: &std::path::Path, at_ms: i64, size: impl Fn(u32, u32) -> (u32, u32)) -> Result<Thumbnail, MediaError> {
     crate::init();
     let mut ictx = ff::format::input(path).map_err(|e| MediaError::NotMedia(e.to_string()))?;
     let stream = ictx
@@ -42,11 +94,7 @@ pub fn thumbnail(path: &std::path::Path, at_ms: i64, max_side: u32) -> Result<Th
         0
     } as i64;
     let (w, h) = (decoder.width().max(1), decoder.height().max(1));
-    let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (
-        ((w as f64 * scale).round() as u32).max(2) & !1,
-        ((h as f64 * scale).round() as u32).max(2) & !1,
-    );
+    let (tw, th) = size(w, h);
     let mut scaler = Scaler::get(decoder.format(), w, h, Pixel::RGB24, tw, th, Flags::BICUBIC)?;
     let mut decoded = ff::util::frame::video::Video::empty();
     let mut last: Option<(ff::util::frame::video::Video, i64)> = None;

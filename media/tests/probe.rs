@@ -175,3 +175,56 @@ fn thumbnail_at_a_time() {
         }
     }
 }
+
+#[test]
+fn filmstrip_and_waveform() {
+    let d = dir();
+    let f = d.0.join("fw.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=320x180:rate=25:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:size=320x180:rate=25:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=2",
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "2:a",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        &f,
+    );
+    let mut steps = Vec::new();
+    let strip = moviola_media::filmstrip(&f, 2000, 4, 36, |i, n| steps.push((i, n))).unwrap();
+    assert_eq!((strip.width, strip.height), (64 * 4, 36));
+    assert_eq!(steps.last(), Some(&(4, 4)));
+    let px = |x: u32| &strip.rgb[((18 * strip.width + x) * 3) as usize..((18 * strip.width + x) * 3 + 3) as usize];
+    assert!(px(32)[0] > 200 && px(32)[2] < 40, "first frame red: {:?}", px(32));
+    assert!(
+        px(64 * 3 + 32)[2] > 200 && px(64 * 3 + 32)[0] < 40,
+        "last frame blue: {:?}",
+        px(64 * 3 + 32)
+    );
+
+    // A sine at amplitude 1/8 (lavfi's default) peaks near ±0.125.
+    let w = moviola_media::waveform(&f, 50, |_| {}).unwrap();
+    assert_eq!(w.sample_rate, 48000);
+    assert!((95..=105).contains(&w.peaks.len()), "{} peaks for 2 s at 50/s", w.peaks.len());
+    let mid = w.peaks[50];
+    assert!((0.10..=0.15).contains(&mid[1]) && (-0.15..=-0.10).contains(&mid[0]), "{mid:?}");
+}

@@ -313,10 +313,60 @@ async fn ingest_media(
             now_ms(),
         )
         .await?;
+    let derived = if created {
+        derive_media(state, authed, &asset, &info).await?
+    } else {
+        Vec::new()
+    };
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let mut view = asset_json(&asset);
     view["media"] = info;
-    Ok(HttpResponse::build(status).json(json!({ "asset": view, "deduplicated": !created })))
+    Ok(HttpResponse::build(status).json(json!({ "asset": view, "deduplicated": !created, "derived_jobs": derived })))
+}
+
+/// Queues the derived media of a new video or audio asset — a filmstrip for video, a
+/// waveform when there is sound — as background jobs (priority −10) that cost nothing: they
+/// are the studio's own work, not the user's request. Their progress shows on `/events`.
+async fn derive_media(state: &AppState, authed: &Authed, asset: &Asset, info: &Value) -> Result<Vec<Value>, ApiError> {
+    let streams = info["streams"].as_array().cloned().unwrap_or_default();
+    let mut kinds = Vec::new();
+    if streams.iter().any(|s| s["kind"] == "video") {
+        kinds.push(JobKind::MediaFilmstrip);
+    }
+    if streams.iter().any(|s| s["kind"] == "audio") {
+        kinds.push(JobKind::MediaWaveform);
+    }
+    let mut jobs = Vec::new();
+    for kind in kinds {
+        let params = kind.validate(&Value::Null).map_err(ApiError::internal)?;
+        let estimate = kind
+            .estimate(
+                &params,
+                asset.width as u32,
+                asset.height as u32,
+                asset.duration_ms,
+                kind.default_ms_per_megapixel(),
+            )
+            .map_err(ApiError::internal)?;
+        let new = NewJob {
+            project: asset.project_id,
+            user: authed.user.id,
+            kind: kind.name().into(),
+            params: "{}".into(),
+            input_asset: Some(asset.id),
+            priority: -10,
+            idempotency_key: Some(format!("derive:{}:{}", asset.id, kind.name())),
+            estimate_credits: 0,
+            estimate_ms: estimate.eta_ms,
+            timeline_clip: None,
+        };
+        let (job, created) = state.hub.store().submit_job(new, now_ms()).await?;
+        if created {
+            state.jobs.do_send(Enqueue(job.clone()));
+        }
+        jobs.push(json!({ "kind": kind.name(), "job": job.id }));
+    }
+    Ok(jobs)
 }
 
 /// A still for any visual asset: the image itself, or the frame decoded at ingest for video.
@@ -433,12 +483,19 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         .await?
         .filter(|a| a.project_id == project)
         .ok_or_else(|| ApiError::not_found(format!("asset {} is not an asset of project {project}", req.input)))?;
-    if input.kind != "image" {
+    if !kind.input_kinds().contains(&input.kind.as_str()) {
         return Err(ApiError::bad_request(format!(
-            "{} needs an image input; asset {} is {}",
+            "{} needs a {} input; asset {} is {}",
             kind.name(),
+            kind.input_kinds().join(" or "),
             input.id,
             input.kind
+        )));
+    }
+    if kind == JobKind::MediaWaveform && !input.info.as_deref().is_some_and(|i| i.contains("\"kind\":\"audio\"")) {
+        return Err(ApiError::bad_request(format!(
+            "asset {} has no sound to draw a waveform of",
+            input.id
         )));
     }
     if !(-100..=100).contains(&req.priority) {
@@ -453,7 +510,13 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let estimate = kind
-        .estimate(&params, input.width as u32, input.height as u32, outlook.ms_per_megapixel)
+        .estimate(
+            &params,
+            input.width as u32,
+            input.height as u32,
+            input.duration_ms,
+            outlook.ms_per_megapixel,
+        )
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "beyond_capability", m))?;
     if estimate.memory_bytes > outlook.max_device_memory {
         return Err(ApiError::new(

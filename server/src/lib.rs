@@ -44,7 +44,10 @@ fn start_devices(config: &Config) -> Vec<(DeviceInfo, Addr<DeviceActor>)> {
         backend: "flex",
         memory_budget: config.jobs.cpu_memory_budget,
     };
-    let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cpu> { device: CpuDevice });
+    let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cpu> {
+        device: CpuDevice,
+        worker: config.worker.clone(),
+    });
     devices.push((cpu.clone(), DeviceActor::new(0, cpu, executor).start()));
     #[cfg(feature = "cuda")]
     if config.jobs.use_cuda {
@@ -57,6 +60,7 @@ fn start_devices(config: &Config) -> Vec<(DeviceInfo, Addr<DeviceActor>)> {
             };
             let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cuda> {
                 device: Default::default(),
+                worker: config.worker.clone(),
             });
             devices.push((info.clone(), DeviceActor::new(devices.len(), info, executor).start()));
         } else {

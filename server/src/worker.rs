@@ -6,17 +6,10 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// Limits for one worker run.
-#[derive(Clone, Debug)]
-pub struct WorkerLimits {
-    pub memory_bytes: u64,
-    pub cpu_seconds: u64,
-    pub timeout: Duration,
-}
+pub use moviola_actors::jobs::worker::WorkerLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -42,8 +35,47 @@ pub fn main(args: &[String]) -> i32 {
                 Ok(json!({ "width": t.width, "height": t.height, "at_ms": t.at_ms }))
             })
         }
+        ["filmstrip", input, output, duration_ms, count, height] => {
+            let (duration_ms, count, height) = (
+                duration_ms.parse().unwrap_or(0),
+                count.parse().unwrap_or(10),
+                height.parse().unwrap_or(72),
+            );
+            moviola_media::filmstrip(Path::new(input), duration_ms, count, height, |done, total| {
+                println!("{}", json!({ "progress": { "done": done, "total": total } }));
+            })
+            .and_then(|t| {
+                let img = image::RgbImage::from_raw(t.width, t.height, t.rgb)
+                    .ok_or_else(|| moviola_media::MediaError::Decode("bad strip size".into()))?;
+                img.save_with_format(output, image::ImageFormat::Png)
+                    .map_err(|e| moviola_media::MediaError::Decode(format!("cannot write the filmstrip: {e}")))?;
+                Ok(json!({ "width": t.width, "height": t.height }))
+            })
+        }
+        ["waveform", input, output, peaks_per_second, duration_ms] => {
+            let (pps, duration_ms): (u32, i64) = (peaks_per_second.parse().unwrap_or(50), duration_ms.parse().unwrap_or(0));
+            let mut last = -1;
+            moviola_media::waveform(Path::new(input), pps, |at_ms| {
+                let pct = if duration_ms > 0 {
+                    (at_ms * 100 / duration_ms).clamp(0, 100)
+                } else {
+                    0
+                };
+                if pct / 5 != last / 5 {
+                    last = pct;
+                    println!("{}", json!({ "progress": { "done": pct, "total": 100 } }));
+                }
+            })
+            .and_then(|w| {
+                let text = serde_json::to_string(&w).map_err(|e| moviola_media::MediaError::Decode(e.to_string()))?;
+                std::fs::write(output, text).map_err(|e| moviola_media::MediaError::Decode(format!("cannot write the waveform: {e}")))?;
+                Ok(json!({ "peaks": w.peaks.len() }))
+            })
+        }
         _ => {
-            eprintln!("usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE");
+            eprintln!(
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS"
+            );
             return 64;
         }
     };
@@ -59,23 +91,12 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-/// Runs `moviola worker ARGS…` under `limits` and returns its JSON answer.
+/// Runs `moviola worker ARGS…` under `limits` and returns its JSON answer (async, for
+/// request handlers).
 pub async fn run(args: &[OsString], limits: &WorkerLimits) -> Result<Value, WorkerError> {
-    let exe = std::env::current_exe().map_err(|e| WorkerError::Crashed(format!("cannot find the moviola binary: {e}")))?;
-    let mut cmd = if Path::new("/usr/bin/prlimit").exists() {
-        let mut c = tokio::process::Command::new("/usr/bin/prlimit");
-        c.arg(format!("--as={}", limits.memory_bytes))
-            .arg(format!("--cpu={}", limits.cpu_seconds))
-            .arg("--")
-            .arg(exe);
-        c
-    } else {
-        tokio::process::Command::new(exe)
-    };
-    cmd.arg("worker").args(args).env("MOVIOLA_LOG", "error").kill_on_drop(true);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    let cmd = moviola_actors::jobs::worker::command(args, limits).map_err(WorkerError::Crashed)?;
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
     let child = cmd.spawn().map_err(|e| WorkerError::Crashed(format!("cannot start: {e}")))?;
     let out = match tokio::time::timeout(limits.timeout, child.wait_with_output()).await {
         Ok(Ok(out)) => out,
@@ -89,19 +110,11 @@ pub async fn run(args: &[OsString], limits: &WorkerLimits) -> Result<Value, Work
     };
     let answer: Option<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok());
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|v| v.get("progress").is_none());
     match (out.status.code(), answer) {
         (Some(0), Some(v)) => Ok(v),
         (Some(2), Some(v)) => Err(WorkerError::Refused(v["error"].as_str().unwrap_or("unusable input").to_owned())),
-        (code, _) => {
-            use std::os::unix::process::ExitStatusExt;
-            let why = match (code, out.status.signal()) {
-                (_, Some(sig)) => format!("killed by signal {sig} (a crash, or the memory or CPU limit)"),
-                (Some(c), None) => format!("exit code {c}"),
-                (None, None) => "unknown status".into(),
-            };
-            Err(WorkerError::Crashed(why))
-        }
+        _ => Err(WorkerError::Crashed(moviola_actors::jobs::worker::describe_exit(out.status))),
     }
 }

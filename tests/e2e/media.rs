@@ -30,6 +30,17 @@ fn upload(port: u16, who: &Account, project: i64, bytes: &[u8], name: &str) -> R
     .unwrap()
 }
 
+fn wait_final(port: u16, who: &Account, job: i64) -> serde_json::Value {
+    for _ in 0..600 {
+        let res = request(port, "GET", &format!("/api/v1/jobs/{job}"), Some(&who.token), None).unwrap();
+        if ["succeeded", "failed", "cancelled"].contains(&res.body["job"]["state"].as_str().unwrap_or("")) {
+            return res.body["job"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("job {job} did not finish in 30 s");
+}
+
 fn media_files(server: &TestServer, project: i64) -> usize {
     std::fs::read_dir(server.data_dir.join(format!("media/projects/{project}")))
         .map(|d| d.count())
@@ -86,6 +97,34 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
     let img = image::load_from_memory(&thumb.bytes).unwrap();
     assert_eq!((img.width(), img.height()), (320, 240));
 
+    // Derived media run as background jobs in the worker: a filmstrip and a waveform.
+    let derived = res.body["derived_jobs"].as_array().unwrap().clone();
+    assert_eq!(derived.len(), 2, "{}", res.body);
+    for d in &derived {
+        let job = wait_final(port, &ana, d["job"].as_i64().unwrap());
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["actual_credits"].as_i64(), Some(0), "derived media are free");
+        let out = request(
+            port,
+            "GET",
+            &format!("/api/v1/assets/{}/content", job["result_asset"]),
+            Some(&ana.token),
+            None,
+        )
+        .unwrap();
+        match d["kind"].as_str().unwrap() {
+            "media.filmstrip" => {
+                let strip = image::load_from_memory(&out.bytes).unwrap();
+                assert_eq!((strip.width(), strip.height()), (10 * 96, 72));
+            }
+            _ => {
+                let w: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+                let n = w["peaks"].as_array().unwrap().len();
+                assert!((95..=105).contains(&n), "{n} peaks for 2 s at 50/s");
+            }
+        }
+    }
+
     // Rotated phone footage reports its display size.
     let plain = dir.join("p.mp4");
     ffmpeg(
@@ -129,6 +168,34 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
         res.body
     );
     assert!(res.body["asset"]["thumbnail_url"].is_null());
+    assert_eq!(res.body["derived_jobs"].as_array().unwrap().len(), 1, "audio gets a waveform only");
+    // A user-requested waveform with other parameters costs one credit per started minute.
+    let audio = res.body["asset"]["id"].as_i64().unwrap();
+    let job = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&serde_json::json!({ "kind": "media.waveform", "input": audio, "params": { "peaks_per_second": 10 } })),
+    )
+    .unwrap();
+    assert_eq!(job.status, 201, "{}", job.body);
+    let fin = wait_final(port, &ana, job.body["job"]["id"].as_i64().unwrap());
+    assert_eq!(
+        (fin["state"].as_str(), fin["actual_credits"].as_i64()),
+        (Some("succeeded"), Some(1)),
+        "{fin}"
+    );
+    // A filmstrip needs video.
+    let bad = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&serde_json::json!({ "kind": "media.filmstrip", "input": audio })),
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
 
     // A video cannot feed an image job.
     let job = request(

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use burn::tensor::backend::Backend;
-use moviola_models::Frame;
 use moviola_store::JobId;
 
 use super::cache::ModelCache;
-use super::kinds::{self, JobKind, Params, RunError, StageProgress};
+use super::kinds::{self, JobKind, JobOutput, Params, RunError, StageProgress};
+use super::worker::WorkerLimits;
 
 /// What a device is, for scheduling and for clients.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -29,16 +29,31 @@ pub struct DeviceInfo {
 /// Runs one job on some backend. The server binary picks the backend; tests may plug in
 /// their own executor.
 pub trait Executor: Send + Sync + 'static {
-    fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<(Vec<u8>, Frame), RunError>;
+    fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<JobOutput, RunError>;
 }
 
-/// The executor for a burn backend and device.
+/// The executor for a burn backend and device; media kinds go to the worker process.
 pub struct BurnExecutor<B: Backend> {
     pub device: B::Device,
+    pub worker: WorkerLimits,
 }
 
 impl<B: Backend> Executor for BurnExecutor<B> {
-    fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<(Vec<u8>, Frame), RunError> {
+    fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<JobOutput, RunError> {
+        if job.kind.is_media() {
+            let scratch = job.scratch.clone();
+            return kinds::run_media(
+                job.kind,
+                &job.params,
+                &job.input_path,
+                job.duration_ms,
+                &scratch,
+                &self.worker,
+                job.estimate_credits,
+                &job.cancel,
+                progress,
+            );
+        }
         let input = std::fs::read(&job.input_path).map_err(|e| RunError::Failed(format!("cannot read the input asset: {e}")))?;
         kinds::run::<B>(&self.device, job.kind, &job.params, &input, cache, progress)
     }
@@ -52,6 +67,11 @@ pub struct RunJob {
     pub kind: JobKind,
     pub params: Params,
     pub input_path: PathBuf,
+    /// Length of the input (media kinds).
+    pub duration_ms: i64,
+    pub estimate_credits: i64,
+    /// A folder for temporary files.
+    pub scratch: PathBuf,
     pub cancel: Arc<AtomicBool>,
     pub reply: Recipient<DeviceReport>,
 }
@@ -73,7 +93,7 @@ pub enum DeviceReport {
         job: JobId,
         device: usize,
         elapsed: Duration,
-        result: Result<(Vec<u8>, Frame), RunError>,
+        result: Result<JobOutput, RunError>,
     },
 }
 
@@ -203,17 +223,27 @@ mod tests {
 
     use super::*;
     use crate::jobs::kinds::UpscaleParams;
+    use moviola_models::Frame;
 
     /// Panics on its first job, then works.
     struct PanicsOnce(AtomicUsize);
 
     impl Executor for PanicsOnce {
-        fn run(&self, _: &RunJob, _: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<(Vec<u8>, Frame), RunError> {
+        fn run(&self, _: &RunJob, _: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<JobOutput, RunError> {
             if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("boom in a kernel");
             }
             progress.stage("process", 1, 1);
-            Ok((vec![1, 2, 3], Frame::new(1, 1, vec![0, 0, 0]).unwrap()))
+            let _ = Frame::new(1, 1, vec![0, 0, 0]).unwrap();
+            Ok(JobOutput {
+                bytes: vec![1, 2, 3],
+                kind: "image",
+                mime: "image/png",
+                ext: "png",
+                width: 1,
+                height: 1,
+                credits: 1,
+            })
         }
     }
 
@@ -255,6 +285,9 @@ mod tests {
                 tier: Default::default(),
             }),
             input_path: PathBuf::from("/nonexistent"),
+            duration_ms: 0,
+            estimate_credits: 1,
+            scratch: std::env::temp_dir(),
             cancel: Arc::new(AtomicBool::new(false)),
             reply: collector.clone().recipient(),
         };

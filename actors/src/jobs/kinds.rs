@@ -77,11 +77,42 @@ fn default_filter() -> Filter {
     Filter::Lanczos3
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilmstripParams {
+    /// Frames in the strip (2..=60).
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// Height of each frame in pixels (16..=240).
+    #[serde(default = "default_height")]
+    pub height: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveformParams {
+    /// Min/max pairs per second of audio (1..=200).
+    #[serde(default = "default_pps")]
+    pub peaks_per_second: u32,
+}
+
+fn default_count() -> u32 {
+    10
+}
+fn default_height() -> u32 {
+    72
+}
+fn default_pps() -> u32 {
+    50
+}
+
 /// Validated parameters of one job.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Params {
     Color(ColorParams, Option<Arc<Lut3d>>),
     Upscale(UpscaleParams),
+    Filmstrip(FilmstripParams),
+    Waveform(WaveformParams),
 }
 
 /// The job kinds this server runs.
@@ -89,6 +120,24 @@ pub enum Params {
 pub enum JobKind {
     EnhanceColor,
     EnhanceUpscale,
+    /// Derived media: a strip of frames of a video (for the timeline).
+    MediaFilmstrip,
+    /// Derived media: waveform peaks of a video's or audio's sound.
+    MediaWaveform,
+}
+
+/// What a finished job produced, stored as a new asset.
+#[derive(Clone, Debug)]
+pub struct JobOutput {
+    pub bytes: Vec<u8>,
+    /// Asset kind: `image` or `data`.
+    pub kind: &'static str,
+    pub mime: &'static str,
+    pub ext: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// The actual cost, never above the estimate.
+    pub credits: i64,
 }
 
 /// Largest input image accepted by any kind, in pixels per side.
@@ -105,13 +154,34 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::EnhanceColor, JobKind::EnhanceUpscale];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::EnhanceColor,
+        JobKind::EnhanceUpscale,
+        JobKind::MediaFilmstrip,
+        JobKind::MediaWaveform,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             JobKind::EnhanceColor => "enhance.color",
             JobKind::EnhanceUpscale => "enhance.upscale",
+            JobKind::MediaFilmstrip => "media.filmstrip",
+            JobKind::MediaWaveform => "media.waveform",
         }
+    }
+
+    /// Asset kinds the job takes as input.
+    pub fn input_kinds(self) -> &'static [&'static str] {
+        match self {
+            JobKind::EnhanceColor | JobKind::EnhanceUpscale => &["image"],
+            JobKind::MediaFilmstrip => &["video"],
+            JobKind::MediaWaveform => &["video", "audio"],
+        }
+    }
+
+    /// Runs FFmpeg on an untrusted file, so in the media worker process rather than on burn.
+    pub fn is_media(self) -> bool {
+        matches!(self, JobKind::MediaFilmstrip | JobKind::MediaWaveform)
     }
 
     pub fn parse(name: &str) -> Option<JobKind> {
@@ -119,7 +189,11 @@ impl JobKind {
     }
 
     pub fn stages(self) -> &'static [&'static str] {
-        &["decode", "process", "encode"]
+        if self.is_media() {
+            &["process"]
+        } else {
+            &["decode", "process", "encode"]
+        }
     }
 
     /// Credits per output megapixel (rounded up, at least 1 per job).
@@ -127,6 +201,7 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor => 1.0,
             JobKind::EnhanceUpscale => 2.0,
+            JobKind::MediaFilmstrip | JobKind::MediaWaveform => 0.0,
         }
     }
 
@@ -136,6 +211,9 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor => 400.0,
             JobKind::EnhanceUpscale => 300.0,
+            // Per minute of media for the media kinds.
+            JobKind::MediaFilmstrip => 2000.0,
+            JobKind::MediaWaveform => 1000.0,
         }
     }
 
@@ -156,6 +234,27 @@ impl JobKind {
                     "white_balance": { "type": "boolean", "default": false },
                     "lut": { "type": "string", "format": ".cube text (LUT_3D_SIZE 2..=128)", "optional": true },
                     "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
+                }
+            }),
+            JobKind::MediaFilmstrip => json!({
+                "kind": self.name(),
+                "input": "video",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "params": {
+                    "count": { "type": "integer", "minimum": 2, "maximum": 60, "default": 10 },
+                    "height": { "type": "integer", "minimum": 16, "maximum": 240, "default": 72 }
+                }
+            }),
+            JobKind::MediaWaveform => json!({
+                "kind": self.name(),
+                "input": "video or audio",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "params": {
+                    "peaks_per_second": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 }
                 }
             }),
             JobKind::EnhanceUpscale => json!({
@@ -199,11 +298,53 @@ impl JobKind {
                 }
                 Ok(Params::Upscale(p))
             }
+            JobKind::MediaFilmstrip => {
+                let p: FilmstripParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(2..=60).contains(&p.count) || !(16..=240).contains(&p.height) {
+                    return Err(format!(
+                        "count must be 2..=60 and height 16..=240, got {} and {}",
+                        p.count, p.height
+                    ));
+                }
+                Ok(Params::Filmstrip(p))
+            }
+            JobKind::MediaWaveform => {
+                let p: WaveformParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(1..=200).contains(&p.peaks_per_second) {
+                    return Err(format!("peaks_per_second must be 1..=200, got {}", p.peaks_per_second));
+                }
+                Ok(Params::Waveform(p))
+            }
         }
     }
 
     /// Output size, capability guard, cost, time and memory, for an input of `width`×`height`.
-    pub fn estimate(self, params: &Params, width: u32, height: u32, ms_per_megapixel: f64) -> Result<Estimate, String> {
+    pub fn estimate(
+        self,
+        params: &Params,
+        width: u32,
+        height: u32,
+        duration_ms: Option<i64>,
+        ms_per_megapixel: f64,
+    ) -> Result<Estimate, String> {
+        if self.is_media() {
+            // Cost and time by length: 1 credit per started minute; memory is the worker's.
+            let minutes = duration_ms.unwrap_or(0).max(0) as f64 / 60_000.0;
+            let (w, h) = match params {
+                Params::Filmstrip(p) => (
+                    ((width.max(1) as f64 * p.height as f64 / height.max(1) as f64) as u32) * p.count,
+                    p.height,
+                ),
+                _ => (0, 0),
+            };
+            return Ok(Estimate {
+                credits: (minutes.ceil() as i64).max(1),
+                eta_ms: (minutes.max(0.05) * ms_per_megapixel).ceil() as i64 + 200,
+                memory_bytes: 256 << 20,
+                output_width: w,
+                output_height: h,
+            });
+        }
         let (out_w, out_h, tier, bytes_per_pixel) = match params {
             Params::Color(p, _) => (width, height, p.tier, 3 * 4 * 12),
             Params::Upscale(p) => {
@@ -211,6 +352,7 @@ impl JobKind {
                 let h = (height as f64 * p.scale as f64).round() as u32;
                 (w, h, p.tier, 3 * 4 * 8)
             }
+            Params::Filmstrip(_) | Params::Waveform(_) => unreachable!("media kinds return above"),
         };
         let (max_w, max_h) = tier.max_output();
         // Portrait output is judged against the rotated limit.
@@ -230,7 +372,7 @@ impl JobKind {
         })
     }
 
-    /// Actual cost of a finished job from its real output (never above the estimate).
+    /// Actual cost of an image job from its real output (the store caps it at the estimate).
     pub fn actual_credits(self, output: &Frame) -> i64 {
         let megapixels = output.width as f64 * output.height as f64 / 1e6;
         ((megapixels * self.credits_per_megapixel()).ceil() as i64).max(1)
@@ -314,7 +456,7 @@ pub fn run<B: Backend>(
     input: &[u8],
     cache: &mut ModelCache,
     progress: &mut dyn StageProgress,
-) -> Result<(Vec<u8>, Frame), RunError> {
+) -> Result<JobOutput, RunError> {
     progress.stage("decode", 0, 1);
     let frame = decode_image(input).map_err(RunError::Failed)?;
     progress.stage("decode", 1, 1);
@@ -404,5 +546,75 @@ pub fn run<B: Backend>(
     let frame = Frame::from_tensor(out).map_err(|e| RunError::Failed(e.to_string()))?;
     let png = encode_png(&frame).map_err(RunError::Failed)?;
     progress.stage("encode", 1, 1);
-    Ok((png, frame))
+    Ok(JobOutput {
+        bytes: png,
+        kind: "image",
+        mime: "image/png",
+        ext: "png",
+        width: frame.width,
+        height: frame.height,
+        credits: kind.actual_credits(&frame),
+    })
+}
+
+/// Runs a media kind in the worker process: the worker writes its result to a scratch file
+/// that becomes the job's output.
+pub fn run_media(
+    kind: JobKind,
+    params: &Params,
+    input: &std::path::Path,
+    duration_ms: i64,
+    scratch: &std::path::Path,
+    limits: &super::worker::WorkerLimits,
+    estimate_credits: i64,
+    cancel: &std::sync::atomic::AtomicBool,
+    progress: &mut dyn StageProgress,
+) -> Result<JobOutput, RunError> {
+    std::fs::create_dir_all(scratch).map_err(|e| RunError::Failed(format!("cannot create the scratch folder: {e}")))?;
+    let (ext, mime, asset_kind) = if kind == JobKind::MediaFilmstrip {
+        ("png", "image/png", "image")
+    } else {
+        ("json", "application/json", "data")
+    };
+    let out = scratch.join(format!("{}.{ext}", std::process::id() as u64 * 1_000_000 + rand_suffix()));
+    let args: Vec<std::ffi::OsString> = match params {
+        Params::Filmstrip(p) => vec![
+            "filmstrip".into(),
+            input.into(),
+            out.clone().into(),
+            duration_ms.to_string().into(),
+            p.count.to_string().into(),
+            p.height.to_string().into(),
+        ],
+        Params::Waveform(p) => vec![
+            "waveform".into(),
+            input.into(),
+            out.clone().into(),
+            p.peaks_per_second.to_string().into(),
+            duration_ms.to_string().into(),
+        ],
+        _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
+    };
+    // The worker is killed as soon as the job's cancel flag is set.
+    let answer = super::worker::run_blocking(&args, limits, cancel, |done, total| progress.stage("process", done, total));
+    let result = answer.and_then(|v| {
+        let bytes = std::fs::read(&out).map_err(|e| RunError::Failed(format!("the worker wrote no result: {e}")))?;
+        Ok(JobOutput {
+            bytes,
+            kind: asset_kind,
+            mime,
+            ext,
+            width: v["width"].as_u64().unwrap_or(0) as u32,
+            height: v["height"].as_u64().unwrap_or(0) as u32,
+            credits: estimate_credits,
+        })
+    });
+    let _ = std::fs::remove_file(&out);
+    result
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }

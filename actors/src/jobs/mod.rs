@@ -10,6 +10,7 @@ pub mod device;
 pub mod events;
 pub mod kinds;
 pub mod supervisor;
+pub mod worker;
 
 use std::sync::Arc;
 

@@ -212,20 +212,28 @@ impl GpuSupervisor {
         let reply = ctx.address().recipient();
         let addr = self.devices[device].addr.clone();
         let id = job.id;
+        let estimate_credits = job.estimate_credits;
+        let scratch = self.settings.media_dir.join("tmp");
         ctx.spawn(
             async move {
                 match input {
-                    Some(a) => store.asset(a).await.map(|a| a.map(|a| media.join(a.path))),
+                    Some(a) => store
+                        .asset(a)
+                        .await
+                        .map(|a| a.map(|a| (media.join(&a.path), a.duration_ms.unwrap_or(0)))),
                     None => Ok(None),
                 }
             }
             .into_actor(self)
             .map(move |res, act, _| match res {
-                Ok(Some(input_path)) => addr.do_send(RunJob {
+                Ok(Some((input_path, duration_ms))) => addr.do_send(RunJob {
                     job: id,
                     kind,
                     params,
                     input_path,
+                    duration_ms,
+                    estimate_credits,
+                    scratch,
                     cancel,
                     reply,
                 }),
@@ -616,14 +624,18 @@ impl Handler<DeviceReport> for GpuSupervisor {
                 };
                 let kind = JobKind::parse(&r.job.kind).expect("known kind");
                 match result {
-                    Ok((png, frame)) => {
-                        let mp = frame.width as f64 * frame.height as f64 / 1e6;
+                    Ok(output) => {
+                        let mp = if kind.is_media() {
+                            0.0
+                        } else {
+                            output.width as f64 * output.height as f64 / 1e6
+                        };
                         if mp > 0.05 {
                             let measured = elapsed.as_millis() as f64 / mp;
                             let avg = self.speed.entry(kind).or_insert(measured);
                             *avg = 0.7 * *avg + 0.3 * measured;
                         }
-                        self.store_result(ctx, r.job, kind, png, frame);
+                        self.store_result(ctx, r.job, output);
                     }
                     Err(RunError::Cancelled) => {
                         let reason = r.cancel_reason.unwrap_or_else(|| "cancelled".into());
@@ -640,32 +652,33 @@ impl Handler<DeviceReport> for GpuSupervisor {
 impl GpuSupervisor {
     /// Writes the result file (to a temporary name, then renamed), records it as an asset and
     /// finishes the job. A retried job reuses the asset an earlier attempt recorded.
-    fn store_result(&mut self, ctx: &mut Context<Self>, job: Job, kind: JobKind, png: Vec<u8>, frame: moviola_models::Frame) {
+    fn store_result(&mut self, ctx: &mut Context<Self>, job: Job, output: super::kinds::JobOutput) {
         let store = self.store.clone();
         let media = self.settings.media_dir.clone();
-        let actual = kind.actual_credits(&frame);
+        let actual = output.credits;
         let id = job.id;
         let fut = async move {
             if let Some(existing) = store.asset_of_job(id).await? {
                 return Ok::<AssetId, anyhow::Error>(existing.id);
             }
-            let rel = format!("projects/{}/job-{}.png", job.project_id, id);
+            let ext = output.ext;
+            let rel = format!("projects/{}/job-{}.{ext}", job.project_id, id);
             let path = media.join(&rel);
-            let sha = hex(&Sha256::digest(&png));
-            let bytes = png.len() as i64;
-            let tmp = path.with_extension("png.part");
+            let sha = hex(&Sha256::digest(&output.bytes));
+            let bytes = output.bytes.len() as i64;
+            let tmp = path.with_extension(format!("{ext}.part"));
             tokio::fs::create_dir_all(path.parent().expect("has parent")).await?;
-            tokio::fs::write(&tmp, &png).await?;
+            tokio::fs::write(&tmp, &output.bytes).await?;
             tokio::fs::rename(&tmp, &path).await?;
             let (asset, _) = store
                 .insert_asset(
                     NewAsset {
                         project: job.project_id,
-                        kind: "image".into(),
-                        mime: "image/png".into(),
-                        name: format!("{} of job {}.png", job.kind, id),
-                        width: frame.width as i32,
-                        height: frame.height as i32,
+                        kind: output.kind.into(),
+                        mime: output.mime.into(),
+                        name: format!("{} of job {}.{ext}", job.kind, id),
+                        width: output.width as i32,
+                        height: output.height as i32,
                         bytes,
                         sha256: sha,
                         path: rel,
