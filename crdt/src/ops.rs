@@ -165,6 +165,33 @@ impl From<automerge::AutomergeError> for EditError {
     }
 }
 
+/// Writes a new clip with every field a clip has (defaults for speed, volume, effects,
+/// transition) under `clips/id`.
+#[allow(clippy::too_many_arguments)]
+fn new_clip<T: Transactable>(
+    tx: &mut T,
+    clips: &ObjId,
+    id: &str,
+    track: &str,
+    asset: &str,
+    source_in: i64,
+    source_out: i64,
+    start: i64,
+) -> Result<ObjId, EditError> {
+    let obj = tx.put_object(clips, id, ObjType::Map)?;
+    tx.put(&obj, "track", track)?;
+    tx.put(&obj, "asset", asset)?;
+    tx.put(&obj, "source_in", source_in)?;
+    tx.put(&obj, "source_out", source_out)?;
+    tx.put(&obj, "start", start)?;
+    tx.put(&obj, "speed_num", 1)?;
+    tx.put(&obj, "speed_den", 1)?;
+    tx.put(&obj, "volume", 1.0)?;
+    tx.put_object(&obj, "effects", ObjType::Map)?;
+    tx.put(&obj, "transition_in", ScalarValue::Null)?;
+    Ok(obj)
+}
+
 fn container<T: Transactable>(tx: &T, key: &'static str) -> Result<ObjId, EditError> {
     get_map(tx, &ROOT, key).ok_or(EditError::MissingContainer(key))
 }
@@ -298,17 +325,7 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
                     id: id.clone(),
                 });
             }
-            let obj = tx.put_object(&clips, id.as_str(), ObjType::Map)?;
-            tx.put(&obj, "track", track.as_str())?;
-            tx.put(&obj, "asset", asset.as_str())?;
-            tx.put(&obj, "source_in", *source_in)?;
-            tx.put(&obj, "source_out", *source_out)?;
-            tx.put(&obj, "start", *start)?;
-            tx.put(&obj, "speed_num", 1)?;
-            tx.put(&obj, "speed_den", 1)?;
-            tx.put(&obj, "volume", 1.0)?;
-            tx.put_object(&obj, "effects", ObjType::Map)?;
-            tx.put(&obj, "transition_in", ScalarValue::Null)?;
+            new_clip(tx, &clips, id, track, asset, *source_in, *source_out, *start)?;
         }
         EditOp::PlaceJob {
             id,
@@ -330,17 +347,7 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
                     id: id.clone(),
                 });
             }
-            let obj = tx.put_object(&clips, id.as_str(), ObjType::Map)?;
-            tx.put(&obj, "track", track.as_str())?;
-            tx.put(&obj, "asset", "")?;
-            tx.put(&obj, "source_in", 0)?;
-            tx.put(&obj, "source_out", *duration)?;
-            tx.put(&obj, "start", *start)?;
-            tx.put(&obj, "speed_num", 1)?;
-            tx.put(&obj, "speed_den", 1)?;
-            tx.put(&obj, "volume", 1.0)?;
-            tx.put_object(&obj, "effects", ObjType::Map)?;
-            tx.put(&obj, "transition_in", ScalarValue::Null)?;
+            let obj = new_clip(tx, &clips, id, track, "", 0, *duration, *start)?;
             let j = tx.put_object(&obj, "job", ObjType::Map)?;
             tx.put(&j, "id", *job)?;
             tx.put(&j, "state", "queued")?;

@@ -271,6 +271,8 @@ async fn ingest_media(
     let rel = format!("projects/{project}/{sha}.{ext}");
     let full = media.join(&rel);
     let thumb = full.with_extension("thumb.png");
+    // Content-addressed: the same file may already be an asset here; never delete that one.
+    let existed = full.exists();
     if let Err(e) = std::fs::create_dir_all(full.parent().expect("has a parent")).and_then(|_| std::fs::rename(&tmp, &full)) {
         cleanup(&[&tmp]);
         return Err(ApiError::internal(format!("could not store the upload: {e}")));
@@ -285,8 +287,10 @@ async fn ingest_media(
             "320".into(),
         ];
         if let Err(e) = crate::worker::run(&args, &state.config.worker).await {
-            // Readable headers but no decodable frame: a corrupt file; keep nothing.
-            cleanup(&[&full, &thumb]);
+            // Readable headers but no decodable frame: a corrupt file; keep nothing new.
+            if !existed {
+                cleanup(&[&full, &thumb]);
+            }
             return Err(refused(e));
         }
     }

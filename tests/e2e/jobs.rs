@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use moviola_tests::TestServer;
 use moviola_tests::events::Events;
-use moviola_tests::http::{Account, Response, add_member, create_project, register, request, request_bytes};
+use moviola_tests::http::{Account, Response, add_member, create_project, register, request, upload};
 use serde_json::{Value, json};
 
 /// A PNG with a colourful pattern (so compression and kernels have work to do).
@@ -16,18 +16,6 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-fn upload(port: u16, who: &Account, project: i64, bytes: &[u8], name: &str) -> Response {
-    request_bytes(
-        port,
-        "POST",
-        &format!("/api/v1/projects/{project}/assets?name={name}"),
-        Some(&who.token),
-        Some(bytes),
-        Some("application/octet-stream"),
-    )
-    .unwrap()
 }
 
 fn post(port: u16, who: &Account, path: &str, body: Value) -> Response {

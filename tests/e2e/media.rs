@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use moviola_tests::TestServer;
-use moviola_tests::http::{Account, Response, create_project, register, request, request_bytes};
+use moviola_tests::http::{Account, create_project, register, request, upload};
 
 fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
     let status = Command::new("ffmpeg")
@@ -16,18 +16,6 @@ fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
         .expect("ffmpeg is installed (scripts/setup.sh)");
     assert!(status.success(), "ffmpeg {args:?}");
     std::fs::read(out).unwrap()
-}
-
-fn upload(port: u16, who: &Account, project: i64, bytes: &[u8], name: &str) -> Response {
-    request_bytes(
-        port,
-        "POST",
-        &format!("/api/v1/projects/{project}/assets?name={name}"),
-        Some(&who.token),
-        Some(bytes),
-        None,
-    )
-    .unwrap()
 }
 
 fn wait_final(port: u16, who: &Account, job: i64) -> serde_json::Value {

@@ -140,3 +140,16 @@ pub fn add_member(port: u16, owner: &Account, project: i64, member: &Account, ro
     .unwrap();
     assert_eq!(res.status, 201, "{}", res.body);
 }
+
+/// Uploads a file as an asset of `project` (the body is the file; the type is found by content).
+pub fn upload(port: u16, who: &Account, project: i64, bytes: &[u8], name: &str) -> Response {
+    request_bytes(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/assets?name={name}"),
+        Some(&who.token),
+        Some(bytes),
+        Some("application/octet-stream"),
+    )
+    .unwrap()
+}

@@ -142,14 +142,14 @@ impl GpuSupervisor {
             let Some(i) = self.pick() else { return };
             let job = self.queue.remove(i);
             let kind = JobKind::parse(&job.kind);
-            let memory_ok = kind
+            let valid = kind
                 .and_then(|k| {
                     k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
                         .ok()
                         .map(|p| (k, p))
                 })
                 .is_some();
-            if !memory_ok {
+            if !valid {
                 // Stored parameters no longer valid (a kind removed in an upgrade): fail it.
                 let reason = format!("job kind {} with these parameters is not supported by this server", job.kind);
                 self.finish(ctx, job.id, Outcome::Failed { reason });

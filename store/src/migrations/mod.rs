@@ -7,6 +7,16 @@ mod m0001_init;
 mod m0002_jobs;
 mod m0003_media;
 
+/// A foreign key from `from_table.from_col` to `to_table.id`, deleting with its parent.
+fn fk(name: &str, from_table: &'static str, from_col: &'static str, to_table: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(from_table, from_col)
+        .to(to_table, "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
