@@ -21,8 +21,10 @@ if [[ -z "${MOVIOLA_TEST_PG_URL:-}" ]]; then
     fi
 fi
 
-# The `cuda` feature (burn-cuda) must keep compiling; no GPU or driver is needed to check it.
+# The `cuda` feature (burn-cuda) and the optional `wgpu` backend must keep compiling; no GPU or
+# driver is needed to check them.
 cargo check --locked -p moviola-server --features cuda
+cargo check --locked -p moviola-models --features wgpu
 
 # The end-to-end tests start the real `moviola` binary, so build it first.
 cargo build --locked -p moviola-server --bin moviola
