@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/assets/{id}", web::get().to(get_asset))
         .route("/assets/{id}/content", web::get().to(asset_content))
         .route("/assets/{id}/thumbnail", web::get().to(asset_thumbnail))
+        .route("/assets/{id}/url", web::get().to(asset_url))
         .route("/job-kinds", web::get().to(job_kinds))
         .route("/projects/{id}/jobs/estimate", web::post().to(estimate_job))
         .route("/projects/{id}/jobs", web::post().to(submit_job))
@@ -371,6 +372,29 @@ async fn derive_media(state: &AppState, authed: &Authed, asset: &Asset, info: &V
         jobs.push(json!({ "kind": kind.name(), "job": job.id }));
     }
     Ok(jobs)
+}
+
+#[derive(Deserialize)]
+struct UrlQuery {
+    /// Lifetime of the link in seconds (1..=86400, default 3600).
+    #[serde(default)]
+    ttl: Option<i64>,
+}
+
+/// A signed link to the asset's file that needs no token (for `<video src>`), with ranges.
+async fn asset_url(
+    state: web::Data<AppState>,
+    authed: Authed,
+    path: web::Path<i64>,
+    q: web::Query<UrlQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
+    let ttl = q.ttl.unwrap_or(3600);
+    if !(1..=86_400).contains(&ttl) {
+        return Err(ApiError::bad_request("ttl must be between 1 and 86400 seconds"));
+    }
+    let exp = now_ms() + ttl * 1000;
+    Ok(HttpResponse::Ok().json(json!({ "url": crate::files::signed_url(&state.url_key, asset.id, exp), "expires_at": exp })))
 }
 
 /// A still for any visual asset: the image itself, or the frame decoded at ingest for video.

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod jobs_api;
 pub mod worker;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub hub: Hub,
     pub config: Config,
     pub jobs: Addr<GpuSupervisor>,
+    /// Key for signed file URLs (`files.rs`).
+    pub url_key: Vec<u8>,
 }
 
 /// Starts one DeviceActor per compute device: always the CPU (burn `flex`), and with the
@@ -89,6 +92,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         hub: hub.clone(),
         config: config.clone(),
         jobs,
+        url_key: files::load_or_create_key(&config.data_dir)?,
     });
     let max_json = config.max_json_bytes;
     let server = HttpServer::new(move || {
@@ -98,6 +102,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .service(web::scope("/api/v1").configure(api::routes).configure(jobs_api::routes))
             .route("/events", web::get().to(jobs_api::events_endpoint))
+            .route("/files/{id}", web::get().to(files::serve))
             .route("/sync", web::get().to(sync_endpoint))
             .route("/health", web::get().to(health))
             .route("/", web::get().to(index))

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use moviola_tests::TestServer;
-use moviola_tests::http::{Account, create_project, register, request, upload};
+use moviola_tests::http::{Account, create_project, get_with_headers, register, request, upload};
 
 fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
     let status = Command::new("ffmpeg")
@@ -84,6 +84,44 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
     assert_eq!((thumb.status, thumb.content_type.as_str()), (200, "image/png"));
     let img = image::load_from_memory(&thumb.bytes).unwrap();
     assert_eq!((img.width(), img.height()), (320, 240));
+
+    // A signed link plays without a token, with byte ranges; tampering or expiry voids it.
+    let link = request(port, "GET", &format!("/api/v1/assets/{}/url", a["id"]), Some(&ana.token), None).unwrap();
+    let url = link.body["url"].as_str().unwrap().to_owned();
+    let whole = get_with_headers(port, &url, &[]).unwrap();
+    assert_eq!((whole.status, whole.content_type.as_str()), (200, "video/mp4"));
+    assert_eq!(whole.bytes, mp4);
+    let part = get_with_headers(port, &url, &[("Range", "bytes=100-199")]).unwrap();
+    assert_eq!(part.status, 206);
+    assert_eq!(part.bytes, mp4[100..200].to_vec());
+    assert!(
+        part.head
+            .to_ascii_lowercase()
+            .contains(&format!("content-range: bytes 100-199/{}", mp4.len())),
+        "{}",
+        part.head
+    );
+    let past = get_with_headers(port, &url, &[("Range", &format!("bytes={}-", mp4.len()))]).unwrap();
+    assert_eq!(past.status, 416);
+    let tampered = url.replace(&format!("/files/{}", a["id"]), "/files/999");
+    assert_eq!(get_with_headers(port, &tampered, &[]).unwrap().status, 403);
+    let short = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/url?ttl=1", a["id"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let expired = get_with_headers(port, short.body["url"].as_str().unwrap(), &[]).unwrap();
+    assert_eq!(
+        (
+            expired.status,
+            expired.body["error"]["message"].as_str().map(|m| m.contains("expired"))
+        ),
+        (403, Some(true))
+    );
 
     // Derived media run as background jobs in the worker: a filmstrip and a waveform.
     let derived = res.body["derived_jobs"].as_array().unwrap().clone();

@@ -12,6 +12,8 @@ pub struct Response {
     /// The body as received.
     pub bytes: Vec<u8>,
     pub content_type: String,
+    /// The status line and headers as received.
+    pub head: String,
 }
 
 pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> std::io::Result<Response> {
@@ -35,6 +37,23 @@ pub fn request_bytes(
     body: Option<&[u8]>,
     content_type: Option<&str>,
 ) -> std::io::Result<Response> {
+    request_full(port, method, path, token, body, content_type, &[])
+}
+
+/// A GET with extra headers (e.g. `Range`) and no token.
+pub fn get_with_headers(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    request_full(port, "GET", path, None, None, None, headers)
+}
+
+fn request_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     let body = body.unwrap_or_default();
     let mut head = format!(
@@ -46,6 +65,9 @@ pub fn request_bytes(
     }
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
@@ -72,6 +94,7 @@ pub fn request_bytes(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         bytes,
         content_type,
+        head,
     })
 }
 
