@@ -607,6 +607,15 @@ async fn submit_job(
             return Err(ApiError::bad_request("idempotency_key must be 1 to 200 characters"));
         }
     }
+    // A retried submit answers with the first job, whatever the quota or placement say now.
+    if let Some(job) = store.job_by_key(authed.user.id, body.idempotency_key.as_deref()).await? {
+        if job.project_id == project {
+            return Ok(HttpResponse::Ok().json(json!({ "job": job_view(&job), "created": false })));
+        }
+        return Err(ApiError::conflict(
+            "this idempotency_key was already used for a job of another project",
+        ));
+    }
     let p = preflight(&state, &authed, project, &body).await?;
     if p.needs_confirmation && !body.confirm {
         let balance = store.credit_balance(authed.user.id).await?;

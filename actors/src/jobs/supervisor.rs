@@ -139,22 +139,19 @@ impl GpuSupervisor {
             if self.devices[d].busy.is_some() {
                 continue;
             }
-            let Some(i) = self.pick() else { return };
-            let job = self.queue.remove(i);
-            let kind = JobKind::parse(&job.kind);
-            let valid = kind
-                .and_then(|k| {
-                    k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
-                        .ok()
-                        .map(|p| (k, p))
-                })
-                .is_some();
-            if !valid {
-                // Stored parameters no longer valid (a kind removed in an upgrade): fail it.
+            // The next job this server can run; stored jobs it cannot (a kind removed in an
+            // upgrade) are failed on the way, and this device still gets a job.
+            let job = loop {
+                let Some(i) = self.pick() else { return };
+                let job = self.queue.remove(i);
+                let valid = JobKind::parse(&job.kind)
+                    .is_some_and(|k| k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null)).is_ok());
+                if valid {
+                    break job;
+                }
                 let reason = format!("job kind {} with these parameters is not supported by this server", job.kind);
                 self.finish(ctx, job.id, Outcome::Failed { reason });
-                continue;
-            }
+            };
             *self.served.entry(job.user_id).or_default() += 1;
             self.devices[d].busy = Some(job.id);
             self.starting.insert(job.id, d);

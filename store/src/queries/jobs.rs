@@ -94,7 +94,8 @@ impl Store {
         Ok((job, true))
     }
 
-    async fn job_by_key(&self, user: UserId, key: Option<&str>) -> Result<Option<Job>> {
+    /// The job this user submitted with this idempotency key, if any.
+    pub async fn job_by_key(&self, user: UserId, key: Option<&str>) -> Result<Option<Job>> {
         let Some(key) = key else { return Ok(None) };
         Ok(job::Entity::find()
             .filter(job::Column::UserId.eq(user))
