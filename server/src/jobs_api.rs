@@ -485,6 +485,7 @@ struct PlaceholderRequest {
 }
 
 struct Preflight {
+    project: moviola_store::Project,
     kind: JobKind,
     params: Value,
     input: Asset,
@@ -494,7 +495,7 @@ struct Preflight {
 }
 
 async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &JobRequest) -> Result<Preflight, ApiError> {
-    let (_, role) = project_for(state, authed.user.id, project).await?;
+    let (project_row, role) = project_for(state, authed.user.id, project).await?;
     require_editor(role)?;
     let kind = JobKind::parse(&req.kind).ok_or_else(|| {
         let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.name()).collect();
@@ -560,6 +561,7 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
     let needs_confirmation = authed.user.confirm_above_credits.is_some_and(|t| estimate.credits > t);
     let params = serde_json::to_value(&req.params).unwrap_or(Value::Null);
     Ok(Preflight {
+        project: project_row,
         kind,
         params,
         input,
@@ -633,11 +635,8 @@ async fn submit_job(
     // nothing is queued.
     let placement = match &body.placeholder {
         Some(ph) => {
-            let project_row = store
-                .project_by_id(project)
-                .await?
-                .ok_or_else(|| ApiError::not_found("project not found"))?;
-            let doc = moviola_crdt::wire::DocumentId::parse(&project_row.doc_id).map_err(|e| ApiError::internal(e.to_string()))?;
+            // Preflight already loaded the project.
+            let doc = moviola_crdt::wire::DocumentId::parse(&p.project.doc_id).map_err(|e| ApiError::internal(e.to_string()))?;
             let actor = state.hub.project(project, doc);
             let clip = format!("job-{}", uuid::Uuid::new_v4().simple());
             let (id, track, start, duration) = (clip.clone(), ph.track.clone(), ph.start, ph.duration);

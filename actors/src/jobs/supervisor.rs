@@ -141,13 +141,16 @@ impl GpuSupervisor {
             }
             // The next job this server can run; stored jobs it cannot (a kind removed in an
             // upgrade) are failed on the way, and this device still gets a job.
-            let job = loop {
+            let (job, kind, params) = loop {
                 let Some(i) = self.pick() else { return };
                 let job = self.queue.remove(i);
-                let valid = JobKind::parse(&job.kind)
-                    .is_some_and(|k| k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null)).is_ok());
-                if valid {
-                    break job;
+                let parsed = JobKind::parse(&job.kind).and_then(|k| {
+                    k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
+                        .ok()
+                        .map(|p| (k, p))
+                });
+                if let Some((kind, params)) = parsed {
+                    break (job, kind, params);
                 }
                 let reason = format!("job kind {} with these parameters is not supported by this server", job.kind);
                 self.finish(ctx, job.id, Outcome::Failed { reason });
@@ -164,7 +167,7 @@ impl GpuSupervisor {
                     .map(move |res, act, ctx| {
                         act.starting.remove(&id);
                         match res {
-                            Ok(Some(job)) => act.run_on(ctx, job, d),
+                            Ok(Some(job)) => act.run_on(ctx, job, d, kind, params),
                             Ok(None) => {
                                 // Cancelled between pick and start.
                                 act.devices[d].busy = None;
@@ -182,11 +185,7 @@ impl GpuSupervisor {
         }
     }
 
-    fn run_on(&mut self, ctx: &mut Context<Self>, job: Job, device: usize) {
-        let kind = JobKind::parse(&job.kind).expect("checked in dispatch");
-        let params = kind
-            .validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
-            .expect("checked in dispatch");
+    fn run_on(&mut self, ctx: &mut Context<Self>, job: Job, device: usize, kind: JobKind, params: super::kinds::Params) {
         let cancel = Arc::new(AtomicBool::new(false));
         let store = self.store.clone();
         let input = job.input_asset;

@@ -137,11 +137,18 @@ impl Store {
 
     /// queued → running. `None` when the job is not queued any more (cancelled meanwhile).
     pub async fn start_job(&self, id: JobId, device: &str, now: i64) -> Result<Option<Job>> {
-        let res = job::Entity::update_many()
+        let update = job::Entity::update_many()
             .col_expr(job::Column::State, Expr::value(JobState::Running.as_str()))
             .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
             .col_expr(job::Column::StartedAt, Expr::value(now))
-            .col_expr(job::Column::Device, Expr::value(device))
+            .col_expr(job::Column::Device, Expr::value(device));
+        self.update_queued(id, update).await
+    }
+
+    /// Runs `update` on the job only while it is queued; the job after it, or `None` when it
+    /// was not queued (so nothing changed).
+    async fn update_queued(&self, id: JobId, update: sea_orm::UpdateMany<job::Entity>) -> Result<Option<Job>> {
+        let res = update
             .filter(job::Column::Id.eq(id))
             .filter(job::Column::State.eq(JobState::Queued))
             .exec(&self.db)
@@ -154,16 +161,11 @@ impl Store {
 
     /// Changes the priority of a queued job. `None` when it is not queued.
     pub async fn set_job_priority(&self, id: JobId, priority: i32) -> Result<Option<Job>> {
-        let res = job::Entity::update_many()
-            .col_expr(job::Column::Priority, Expr::value(priority))
-            .filter(job::Column::Id.eq(id))
-            .filter(job::Column::State.eq(JobState::Queued))
-            .exec(&self.db)
-            .await?;
-        if res.rows_affected == 0 {
-            return Ok(None);
-        }
-        self.job(id).await
+        self.update_queued(
+            id,
+            job::Entity::update_many().col_expr(job::Column::Priority, Expr::value(priority)),
+        )
+        .await
     }
 
     /// Moves a live job to its final state and closes its credit reservation (settle the
