@@ -4,6 +4,7 @@
 //! - [`schema`]: the document layout and its one-time creation ([`schema::new_document`]);
 //! - [`ops`]: typed edit operations ([`EditOp`]) applied inside an automerge transaction;
 //! - [`timeline`]: a typed, validated view ([`Timeline`]) and the deterministic render rule;
+//! - [`plan`]: the export plan — what every output frame and sample is made of;
 //! - [`time`]: the one integer timebase (flicks);
 //! - [`wire`]: the automerge-repo network protocol messages and document ids, shared by the
 //!   server and every Rust client.
@@ -13,11 +14,13 @@
 
 pub mod ops;
 pub mod order;
+pub mod plan;
 pub mod schema;
 pub mod time;
 pub mod timeline;
 pub mod wire;
 
 pub use ops::{EditError, EditOp, apply, apply_and_commit};
+pub use plan::ExportPlan;
 pub use schema::{Settings, new_document};
 pub use timeline::{Issue, Timeline};

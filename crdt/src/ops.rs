@@ -76,6 +76,18 @@ pub enum EditOp {
         #[serde(default)]
         error: Option<String>,
     },
+    /// Adds a title: a clip on a text track showing `text` for `duration`.
+    InsertText {
+        id: String,
+        track: String,
+        text: String,
+        start: i64,
+        duration: i64,
+    },
+    SetText {
+        id: String,
+        text: String,
+    },
     /// Moves a clip to `start`, on `track` if given (the clip keeps its id and any concurrent
     /// edits to it).
     MoveClip {
@@ -113,10 +125,13 @@ pub enum EditOp {
         id: String,
         volume: f64,
     },
+    /// Sets (or clears) the transition at a clip's head, or at its tail when `out` is true.
     SetTransition {
         clip: String,
         #[serde(default)]
         transition: Option<Transition>,
+        #[serde(default)]
+        out: bool,
     },
     AddMarker {
         id: String,
@@ -151,6 +166,10 @@ pub enum EditError {
     Locked(String),
     #[error("invalid range: {0}")]
     InvalidRange(&'static str),
+    #[error("track {0:?} is not a text track: titles go on text tracks")]
+    NotText(String),
+    #[error("unknown transition {0:?}: use dissolve, fade_black, wipe_left, wipe_right, wipe_up or wipe_down")]
+    UnknownTransition(String),
     #[error("clip {0:?} is not a job placeholder")]
     NotAJob(String),
     #[error("the document has no {0} container: it was not created by Moviola")]
@@ -352,6 +371,35 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             tx.put(&j, "id", *job)?;
             tx.put(&j, "state", "queued")?;
         }
+        EditOp::InsertText {
+            id,
+            track,
+            text,
+            start,
+            duration,
+        } => {
+            check_unlocked(tx, track)?;
+            if view.track(track).is_some_and(|t| t.kind != TrackKind::Text) {
+                return Err(EditError::NotText(track.clone()));
+            }
+            if *start < 0 || *duration <= 0 {
+                return Err(EditError::InvalidRange("a title needs start >= 0 and a positive duration"));
+            }
+            let clips = container(tx, schema::KEY_CLIPS)?;
+            if get_map(tx, &clips, id).is_some() {
+                return Err(EditError::Exists {
+                    what: "clip",
+                    id: id.clone(),
+                });
+            }
+            let obj = new_clip(tx, &clips, id, track, "", 0, *duration, *start)?;
+            tx.put(&obj, "text", text.as_str())?;
+        }
+        EditOp::SetText { id, text } => {
+            let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;
+            clip_track(tx, &obj)?;
+            tx.put(&obj, "text", text.as_str())?;
+        }
         EditOp::ResolveJob { clip, state, asset, error } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", clip)?;
             let Some(j) = get_map(tx, &obj, "job") else {
@@ -432,6 +480,16 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             tx.put(&right, "volume", clip.volume)?;
             tx.put_object(&right, "effects", ObjType::Map)?;
             tx.put(&right, "transition_in", ScalarValue::Null)?;
+            if let Some(text) = &clip.text {
+                tx.put(&right, "text", text.as_str())?;
+            }
+            // The tail transition belongs to the tail.
+            if let Some(t) = &clip.transition_out {
+                let t_obj = tx.put_object(&right, "transition_out", ObjType::Map)?;
+                tx.put(&t_obj, "kind", t.kind.as_str())?;
+                tx.put(&t_obj, "duration", t.duration)?;
+                tx.put(&obj, "transition_out", ScalarValue::Null)?;
+            }
         }
         EditOp::RemoveClip { id } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", id)?;
@@ -484,19 +542,23 @@ pub fn apply<T: Transactable>(tx: &mut T, op: &EditOp) -> Result<(), EditError> 
             }
             tx.put(&obj, "volume", *volume)?;
         }
-        EditOp::SetTransition { clip, transition } => {
+        EditOp::SetTransition { clip, transition, out } => {
             let obj = entry(tx, schema::KEY_CLIPS, "clip", clip)?;
             clip_track(tx, &obj)?;
+            let key = if *out { "transition_out" } else { "transition_in" };
             match transition {
                 Some(t) => {
                     if t.duration <= 0 {
                         return Err(EditError::InvalidRange("transition duration must be positive"));
                     }
-                    let t_obj = tx.put_object(&obj, "transition_in", ObjType::Map)?;
+                    if crate::plan::TransitionKind::parse(&t.kind).is_none() {
+                        return Err(EditError::UnknownTransition(t.kind.clone()));
+                    }
+                    let t_obj = tx.put_object(&obj, key, ObjType::Map)?;
                     tx.put(&t_obj, "kind", t.kind.as_str())?;
                     tx.put(&t_obj, "duration", t.duration)?;
                 }
-                None => tx.put(&obj, "transition_in", ScalarValue::Null)?,
+                None => tx.put(&obj, key, ScalarValue::Null)?,
             }
         }
         EditOp::AddMarker { id, time, label, color } => {

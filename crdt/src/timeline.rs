@@ -60,6 +60,10 @@ pub struct Clip {
     pub speed_den: i64,
     pub volume: f64,
     pub transition_in: Option<Transition>,
+    /// A transition at the tail of a clip: `fade_black` fades it to black (and its sound out).
+    pub transition_out: Option<Transition>,
+    /// The words of a title clip (on a text track).
+    pub text: Option<String>,
     /// Set when the clip stands for a job's result: a placeholder (`asset` empty) while the job
     /// is queued or running, the result once it succeeded, or the failure.
     pub job: Option<ClipJob>,
@@ -219,12 +223,15 @@ impl Timeline {
                 });
                 continue;
             };
-            let transition_in = get_map(doc, &obj, "transition_in").and_then(|t| {
-                Some(Transition {
-                    kind: get_str(doc, &t, "kind")?,
-                    duration: get_i64(doc, &t, "duration")?,
+            let transition = |key: &str| {
+                get_map(doc, &obj, key).and_then(|t| {
+                    Some(Transition {
+                        kind: get_str(doc, &t, "kind")?,
+                        duration: get_i64(doc, &t, "duration")?,
+                    })
                 })
-            });
+            };
+            let (transition_in, transition_out) = (transition("transition_in"), transition("transition_out"));
             let clip = Clip {
                 id: id.clone(),
                 track: track.clone(),
@@ -236,6 +243,8 @@ impl Timeline {
                 speed_den: get_i64(doc, &obj, "speed_den").unwrap_or(1),
                 volume: get_f64(doc, &obj, "volume").unwrap_or(1.0),
                 transition_in,
+                transition_out,
+                text: get_str(doc, &obj, "text"),
                 job: get_map(doc, &obj, "job").and_then(|j| {
                     Some(ClipJob {
                         id: get_i64(doc, &j, "id")?,
@@ -324,10 +333,12 @@ impl Timeline {
                         });
                     }
                 }
-                if let Some(t) = &clip.transition_in {
-                    if t.duration > clip.duration() || t.duration < 0 {
-                        issues.push(Issue::TransitionTooLong { clip: clip.id.clone() });
-                    }
+                if [&clip.transition_in, &clip.transition_out]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.duration > clip.duration() || t.duration < 0)
+                {
+                    issues.push(Issue::TransitionTooLong { clip: clip.id.clone() });
                 }
             }
             for (idx, a) in track.clips.iter().enumerate() {
@@ -405,6 +416,12 @@ impl Timeline {
                 }
                 if let Some(tr) = &c.transition_in {
                     let _ = write!(out, " transition={}:{}", tr.kind, tr.duration);
+                }
+                if let Some(tr) = &c.transition_out {
+                    let _ = write!(out, " out={}:{}", tr.kind, tr.duration);
+                }
+                if let Some(text) = &c.text {
+                    let _ = write!(out, " text={text:?}");
                 }
                 if let Some(job) = &c.job {
                     let _ = write!(out, " job={}:{}", job.id, job.state);

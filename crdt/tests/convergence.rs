@@ -82,6 +82,7 @@ fn random_op(rng: &mut StdRng, view: &Timeline, next_id: &mut u64) -> EditOp {
                 kind: "dissolve".into(),
                 duration: rng.random_range(1..50),
             }),
+            out: rng.random_bool(0.3),
         },
         14 => EditOp::AddMarker {
             id: fresh("m"),

@@ -4,6 +4,7 @@
 //! on uploads itself: `moviola worker …` does, in a separate process with CPU, memory and time
 //! limits, and prints JSON (see `server/src/worker.rs`).
 
+pub mod export;
 pub mod probe;
 pub mod thumbnail;
 pub mod waveform;
@@ -20,6 +21,12 @@ pub enum MediaError {
     NoStream(&'static str),
     #[error("cannot decode: {0}")]
     Decode(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    #[error("the export settings are not usable: {0}")]
+    Spec(String),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<ffmpeg_next::Error> for MediaError {

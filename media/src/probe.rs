@@ -80,6 +80,14 @@ fn rotation_from_matrix(data: &[u8]) -> Option<i32> {
     Some((-angle).round().rem_euclid(360.0) as i32)
 }
 
+/// The display rotation of a video stream in degrees, 0..360 (0 without a display matrix).
+pub(crate) fn stream_rotation(s: &ff::format::stream::Stream) -> i32 {
+    s.side_data()
+        .find(|sd| sd.kind() == ff::codec::packet::side_data::Type::DisplayMatrix)
+        .and_then(|sd| rotation_from_matrix(sd.data()))
+        .unwrap_or(0)
+}
+
 /// Opens `path` and describes it. Fails for anything FFmpeg cannot demux or that has neither
 /// a video nor an audio stream.
 pub fn probe(path: &std::path::Path) -> Result<MediaInfo, MediaError> {
@@ -124,11 +132,7 @@ pub fn probe(path: &std::path::Path) -> Result<MediaInfo, MediaError> {
                     info.height = v.height();
                     let r = s.avg_frame_rate();
                     info.frame_rate = (r.numerator(), r.denominator());
-                    info.rotation = s
-                        .side_data()
-                        .find(|sd| sd.kind() == ff::codec::packet::side_data::Type::DisplayMatrix)
-                        .and_then(|sd| rotation_from_matrix(sd.data()))
-                        .unwrap_or(0);
+                    info.rotation = stream_rotation(&s);
                 }
             }
             StreamKind::Audio => {
