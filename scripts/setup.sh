@@ -11,7 +11,7 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 # FFmpeg's libraries and headers for ffmpeg-next (bindgen needs libclang), and the ffmpeg
 # command line, which the tests use to generate media.
-for pkg in libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev libclang-dev clang ffmpeg; do
+for pkg in libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev libclang-dev clang ffmpeg fonts-dejavu-core; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 ]]; then

@@ -309,7 +309,7 @@ impl ProjectActor {
 }
 
 /// Rebuilds a document from its snapshot and journal.
-fn rebuild(stored: &StoredDocument) -> Result<Automerge, String> {
+pub fn rebuild(stored: &StoredDocument) -> Result<Automerge, String> {
     let mut doc = Automerge::load(&stored.snapshot).map_err(|e| format!("snapshot is corrupt: {e}"))?;
     for (seq, data) in &stored.changes {
         doc.load_incremental(data)
@@ -587,5 +587,21 @@ impl Handler<ServerEdit> for ProjectActor {
         self.server_edits.push(msg.op);
         self.schedule_tick(ctx);
         Ok(())
+    }
+}
+
+/// The timeline as it is now (for an export's plan).
+#[derive(Message)]
+#[rtype(result = "Result<moviola_crdt::Timeline, String>")]
+pub struct ReadTimeline;
+
+impl Handler<ReadTimeline> for ProjectActor {
+    type Result = Result<moviola_crdt::Timeline, String>;
+
+    fn handle(&mut self, _: ReadTimeline, _: &mut Context<Self>) -> Self::Result {
+        if !matches!(self.phase, Phase::Ready) {
+            return Err("the project's timeline is not available right now".into());
+        }
+        Ok(moviola_crdt::Timeline::read(&self.doc))
     }
 }

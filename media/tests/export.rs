@@ -543,3 +543,14 @@ fn titles_formats_and_cancel() {
     let err = export::export(&plan, &none, &resolved, &target, &d.0, &mut |_, _| true).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[test]
+fn proxy_is_small_h264_aac_of_the_whole_source() {
+    let d = dir();
+    let src = colour(&d.0, "src", "red", "640x480", 50, 2, 440);
+    let out = d.0.join("proxy.mp4");
+    let report = export::proxy(&src, &out, 240, &d.0, &mut |_, _| true).unwrap();
+    assert_eq!((report.width, report.height, report.frames), (320, 240, 60), "{report:?}");
+    assert_eq!(codecs(&out), "h264,aac");
+    assert!((duration(&out) - 2.0).abs() < 0.05);
+}

@@ -47,6 +47,9 @@ pub struct RawMedia {
     pub worker_memory_mib: u64,
     pub worker_cpu_seconds: u64,
     pub worker_timeout_ms: u64,
+    pub render_memory_mib: u64,
+    pub render_cpu_seconds: u64,
+    pub render_timeout_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +259,9 @@ impl Config {
                 memory_bytes: raw.media.worker_memory_mib.max(16) << 20,
                 cpu_seconds: raw.media.worker_cpu_seconds.max(1),
                 timeout: Duration::from_millis(raw.media.worker_timeout_ms.max(100)),
+                render_memory_bytes: raw.media.render_memory_mib.max(64) << 20,
+                render_cpu_seconds: raw.media.render_cpu_seconds.max(1),
+                render_timeout: Duration::from_millis(raw.media.render_timeout_ms.max(1000)),
             },
             media_dir: data_dir.join("media"),
             listen,

@@ -13,7 +13,7 @@ use moviola_actors::jobs::kinds::{self, Estimate, JobKind};
 use moviola_actors::jobs::supervisor::{Cancel, CancelResult, Enqueue, Outlook, Reprioritized, SetPaused, Snapshot, hex};
 use moviola_actors::jobs::{events, job_view};
 use moviola_actors::now_ms;
-use moviola_actors::project::ServerEdit;
+use moviola_actors::project::{ReadTimeline, ServerEdit};
 use moviola_store::{Asset, AssetId, JobId, JobState, NewAsset, NewJob, ProjectId, Role, StoreError, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -329,14 +329,15 @@ async fn ingest_media(
     Ok(HttpResponse::build(status).json(json!({ "asset": view, "deduplicated": !created, "derived_jobs": derived })))
 }
 
-/// Queues the derived media of a new video or audio asset — a filmstrip for video, a
-/// waveform when there is sound — as background jobs (priority −10) that cost nothing: they
+/// Queues the derived media of a new video or audio asset — a filmstrip and a preview proxy
+/// for video, a waveform when there is sound — as background jobs (priority −10) that cost nothing: they
 /// are the studio's own work, not the user's request. Their progress shows on `/events`.
 async fn derive_media(state: &AppState, authed: &Authed, asset: &Asset, info: &Value) -> Result<Vec<Value>, ApiError> {
     let streams = info["streams"].as_array().cloned().unwrap_or_default();
     let mut kinds = Vec::new();
     if streams.iter().any(|s| s["kind"] == "video") {
         kinds.push(JobKind::MediaFilmstrip);
+        kinds.push(JobKind::MediaProxy);
     }
     if streams.iter().any(|s| s["kind"] == "audio") {
         kinds.push(JobKind::MediaWaveform);
@@ -460,7 +461,9 @@ async fn job_kinds() -> HttpResponse {
 #[serde(deny_unknown_fields)]
 struct JobRequest {
     kind: String,
-    input: i64,
+    /// The input asset; absent for `export.render`, which renders the project's timeline.
+    #[serde(default)]
+    input: Option<i64>,
     #[serde(default)]
     params: Value,
     #[serde(default)]
@@ -488,7 +491,7 @@ struct Preflight {
     project: moviola_store::Project,
     kind: JobKind,
     params: Value,
-    input: Asset,
+    input: Option<Asset>,
     estimate: Estimate,
     queue_wait_ms: i64,
     needs_confirmation: bool,
@@ -505,13 +508,26 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
             format!("unknown job kind {:?}; this server runs {}", req.kind, known.join(", ")),
         )
     })?;
+    if !(-100..=100).contains(&req.priority) {
+        return Err(ApiError::bad_request("priority must be between -100 and 100"));
+    }
+    if kind == JobKind::ExportRender {
+        return preflight_export(state, authed, project_row, req).await;
+    }
+    let input_id = req.input.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{} needs an input: the id of a {} asset of this project",
+            kind.name(),
+            kind.input_kinds().join(" or ")
+        ))
+    })?;
     let input = state
         .hub
         .store()
-        .asset(AssetId(req.input))
+        .asset(AssetId(input_id))
         .await?
         .filter(|a| a.project_id == project)
-        .ok_or_else(|| ApiError::not_found(format!("asset {} is not an asset of project {project}", req.input)))?;
+        .ok_or_else(|| ApiError::not_found(format!("asset {input_id} is not an asset of project {project}")))?;
     if !kind.input_kinds().contains(&input.kind.as_str()) {
         return Err(ApiError::bad_request(format!(
             "{} needs a {} input; asset {} is {}",
@@ -526,9 +542,6 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
             "asset {} has no sound to draw a waveform of",
             input.id
         )));
-    }
-    if !(-100..=100).contains(&req.priority) {
-        return Err(ApiError::bad_request("priority must be between -100 and 100"));
     }
     let params = kind
         .validate(&req.params)
@@ -564,17 +577,118 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         project: project_row,
         kind,
         params,
-        input,
+        input: Some(input),
         estimate,
         queue_wait_ms: outlook.wait_ms,
         needs_confirmation,
     })
 }
 
+/// An export's preflight: the timeline as it is now becomes the job's plan. Every clip must
+/// have its media (no job still filling a placeholder) and every asset must be this project's.
+async fn preflight_export(
+    state: &AppState,
+    authed: &Authed,
+    project: moviola_store::Project,
+    req: &JobRequest,
+) -> Result<Preflight, ApiError> {
+    let kind = JobKind::ExportRender;
+    if req.input.is_some() {
+        return Err(ApiError::bad_request(
+            "export.render takes no input: it renders the project's timeline",
+        ));
+    }
+    if req.placeholder.is_some() {
+        return Err(ApiError::bad_request("an export is not placed on the timeline"));
+    }
+    let spec = match kind.validate(&req.params) {
+        Ok(kinds::Params::ExportRequest(spec)) => spec,
+        Ok(_) => return Err(ApiError::internal("export parameters parsed as another kind")),
+        Err(m) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m)),
+    };
+    let doc = moviola_crdt::wire::DocumentId::parse(&project.doc_id).map_err(|e| ApiError::internal(e.to_string()))?;
+    let timeline = state
+        .hub
+        .project(project.id, doc)
+        .send(ReadTimeline)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|m| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m))?;
+    if let Some(c) = timeline.placeholders().first() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "timeline_not_ready",
+            format!(
+                "clip {} is still waiting for job {}; export when it has its result, or remove it",
+                c.id,
+                c.job.as_ref().map_or(0, |j| j.id)
+            ),
+        ));
+    }
+    let plan = timeline.export_plan();
+    if plan.duration <= 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_timeline",
+            "the timeline is empty: put clips on it before exporting",
+        ));
+    }
+    let resolved = spec
+        .resolve(&plan.settings)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
+    let mut assets = std::collections::BTreeMap::new();
+    for id in plan.assets() {
+        let asset = match id.parse::<i64>() {
+            Ok(n) => state.hub.store().asset(AssetId(n)).await?,
+            Err(_) => None,
+        }
+        .filter(|a| a.project_id == project.id && matches!(a.kind.as_str(), "video" | "audio" | "image"));
+        let asset = asset.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_timeline",
+                format!("the timeline uses asset {id:?}, which is not a video, audio or image of this project"),
+            )
+        })?;
+        assets.insert(id, asset.path);
+    }
+    let outlook = state
+        .jobs
+        .send(Outlook(kind))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let duration_ms = plan.duration / (moviola_crdt::time::TICKS_PER_SECOND / 1000);
+    let estimate = kind
+        .estimate(
+            &kinds::Params::ExportRequest(spec.clone()),
+            resolved.width,
+            resolved.height,
+            Some(duration_ms),
+            outlook.ms_per_megapixel,
+        )
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "beyond_capability", m))?;
+    let job = kinds::ExportJob {
+        output: spec,
+        resolved,
+        plan,
+        assets,
+        media_dir: String::new(),
+    };
+    Ok(Preflight {
+        project,
+        kind,
+        params: serde_json::to_value(&job).map_err(|e| ApiError::internal(e.to_string()))?,
+        input: None,
+        needs_confirmation: authed.user.confirm_above_credits.is_some_and(|t| estimate.credits > t),
+        estimate,
+        queue_wait_ms: outlook.wait_ms,
+    })
+}
+
 fn estimate_json(p: &Preflight, available: i64) -> Value {
     json!({
         "kind": p.kind.name(),
-        "input": p.input.id,
+        "input": p.input.as_ref().map(|a| a.id),
         "credits": p.estimate.credits,
         "available_credits": available,
         "eta_ms": p.estimate.eta_ms,
@@ -675,7 +789,7 @@ async fn submit_job(
         user: authed.user.id,
         kind: p.kind.name().into(),
         params: p.params.to_string(),
-        input_asset: Some(p.input.id),
+        input_asset: p.input.as_ref().map(|a| a.id),
         priority: body.priority,
         idempotency_key: body.idempotency_key.clone(),
         estimate_credits: p.estimate.credits,

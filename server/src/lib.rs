@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod export_cli;
 pub mod files;
 pub mod jobs_api;
 pub mod worker;

@@ -9,11 +9,13 @@ use moviola_server::config::{Config, RawConfig};
 const USAGE: &str = "usage: moviola [serve] [--config FILE] [--listen ADDR] [--data-dir DIR] [--database-url URL]
        moviola admin promote EMAIL [same options]
        moviola admin grant EMAIL CREDITS [same options]
+       moviola export PROJECT [--preset NAME] [-o FILE] [same options] (--help for all)
 
 Starts the Moviola studio server. Settings come from the embedded config/default.toml,
 then FILE, then MOVIOLA_<SECTION>_<KEY> environment variables, then these flags.
 `admin promote` makes an account an administrator (queue control, credit grants);
-`admin grant` adds credits to an account. Both work while the server runs.";
+`admin grant` adds credits to an account. Both work while the server runs.
+`export` renders a project's timeline to a file with a progress bar.";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -24,7 +26,18 @@ fn main() -> anyhow::Result<()> {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(moviola_server::worker::main(&args));
     }
-    let mut args = std::env::args().skip(1).peekable();
+    let mut export = None;
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("export") {
+        if argv.iter().any(|a| a == "-h" || a == "--help") {
+            println!("usage: {}", moviola_server::export_cli::USAGE);
+            return Ok(());
+        }
+        let (project, spec, output, rest) = moviola_server::export_cli::parse(&argv[1..])?;
+        export = Some((project, spec, output));
+        argv = rest;
+    }
+    let mut args = argv.into_iter().peekable();
     let mut admin: Option<Vec<String>> = None;
     match args.peek().map(String::as_str) {
         Some("serve") => {
@@ -69,6 +82,10 @@ fn main() -> anyhow::Result<()> {
     let config = Config::from_raw(raw)?;
     if let Some(words) = admin {
         return actix_web::rt::System::new().block_on(admin_command(&config, &words));
+    }
+    if let Some((project, spec, output)) = export {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(moviola_server::export_cli::run(&config, &project, spec, output));
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let listener = TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

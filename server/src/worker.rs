@@ -72,9 +72,18 @@ pub fn main(args: &[String]) -> i32 {
                 Ok(json!({ "peaks": w.peaks.len() }))
             })
         }
+        ["export", job, output] => export(Path::new(job), Path::new(output)),
+        ["proxy", input, output, height] => {
+            let height = height.parse().unwrap_or(360);
+            let mut report = throttled_progress();
+            scratch_for(Path::new(output)).and_then(|scratch| {
+                moviola_media::export::proxy(Path::new(input), Path::new(output), height, &scratch, &mut report)
+                    .and_then(|r| answer(&r, Path::new(output)))
+            })
+        }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT"
             );
             return 64;
         }
@@ -89,6 +98,57 @@ pub fn main(args: &[String]) -> i32 {
             2
         }
     }
+}
+
+/// A progress reporter printing `{"progress": …}` at most once per percent.
+fn throttled_progress() -> impl FnMut(u64, u64) -> bool {
+    let mut last = u64::MAX;
+    move |done, total| {
+        let pct = done * 100 / total.max(1);
+        if pct != last {
+            last = pct;
+            println!("{}", json!({ "progress": { "done": done, "total": total } }));
+        }
+        true
+    }
+}
+
+/// The answer for a written video: what was written and how FFmpeg reads it back. A still
+/// from its middle goes beside it (`NAME.thumb.png`), as for uploads.
+fn answer(report: &moviola_media::export::ExportReport, output: &Path) -> Result<Value, moviola_media::MediaError> {
+    let info = moviola_media::probe(output)?;
+    let t = moviola_media::thumbnail(output, info.duration_ms.unwrap_or(0) / 2, 320)?;
+    if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {
+        let _ = img.save_with_format(output.with_extension("thumb.png"), image::ImageFormat::Png);
+    }
+    Ok(json!({
+        "width": report.width,
+        "height": report.height,
+        "frames": report.frames,
+        "duration_ms": info.duration_ms.unwrap_or(report.duration_ms),
+        "media": info,
+    }))
+}
+
+/// `worker export JOB.json OUTPUT`: renders an export job written by the server.
+fn export(job: &Path, output: &Path) -> Result<Value, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    let text = std::fs::read_to_string(job).map_err(|e| MediaError::Spec(format!("cannot read {}: {e}", job.display())))?;
+    let job: moviola_actors::jobs::kinds::ExportJob = serde_json::from_str(&text).map_err(|e| MediaError::Spec(e.to_string()))?;
+    let media_dir = std::path::PathBuf::from(&job.media_dir);
+    let resolve = |asset: &str| job.source_path(&media_dir, asset);
+    let scratch = scratch_for(output)?;
+    let mut report = throttled_progress();
+    let r = moviola_media::export::export(&job.plan, &resolve, &job.resolved, output, &scratch, &mut report)?;
+    answer(&r, output)
+}
+
+/// Temporary files of a render go in `OUTPUT.work/`, which the server removes when the worker
+/// has stopped, however it stopped.
+fn scratch_for(output: &Path) -> Result<std::path::PathBuf, moviola_media::MediaError> {
+    let dir = output.with_extension("work");
+    std::fs::create_dir_all(&dir).map_err(|e| moviola_media::MediaError::Encode(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 /// Runs `moviola worker ARGS…` under `limits` and returns its JSON answer (async, for

@@ -3,6 +3,7 @@
 mod api;
 mod bad_input;
 mod crash;
+mod export;
 mod jobs;
 mod media;
 mod node;

@@ -123,9 +123,9 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
         (403, Some(true))
     );
 
-    // Derived media run as background jobs in the worker: a filmstrip and a waveform.
+    // Derived media run as background jobs in the worker: a filmstrip, a proxy, a waveform.
     let derived = res.body["derived_jobs"].as_array().unwrap().clone();
-    assert_eq!(derived.len(), 2, "{}", res.body);
+    assert_eq!(derived.len(), 3, "{}", res.body);
     for d in &derived {
         let job = wait_final(port, &ana, d["job"].as_i64().unwrap());
         assert_eq!(job["state"], "succeeded", "{job}");
@@ -142,6 +142,17 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
             "media.filmstrip" => {
                 let strip = image::load_from_memory(&out.bytes).unwrap();
                 assert_eq!((strip.width(), strip.height()), (10 * 96, 72));
+            }
+            "media.proxy" => {
+                // A browser-playable H.264 + AAC MP4, no larger than the source's 240 lines.
+                let path = dir.join("proxy.mp4");
+                std::fs::write(&path, &out.bytes).unwrap();
+                let info = moviola_media::probe(&path).unwrap();
+                let v = info.video().unwrap();
+                assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 240), "{info:?}");
+                assert_eq!(info.audio().unwrap().codec, "aac");
+                let ms = info.duration_ms.unwrap();
+                assert!((1900..=2200).contains(&ms), "{ms}");
             }
             _ => {
                 let w: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();

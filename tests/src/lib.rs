@@ -7,4 +7,5 @@ pub mod http;
 pub mod server;
 
 pub use client::SyncClient;
+pub use events::Events;
 pub use server::TestServer;

@@ -243,6 +243,7 @@ mod tests {
                 width: 1,
                 height: 1,
                 credits: 1,
+                ..Default::default()
             })
         }
     }

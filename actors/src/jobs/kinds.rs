@@ -12,6 +12,9 @@ use moviola_models::{Frame, Progress};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use moviola_crdt::ExportPlan;
+use moviola_media::export::{OutputSpec, Resolved};
+
 use super::cache::ModelCache;
 
 /// Quality tiers bound what one job may produce (the capability guard).
@@ -96,6 +99,44 @@ pub struct WaveformParams {
     pub peaks_per_second: u32,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyParams {
+    /// Lines of the proxy (144..=720).
+    #[serde(default = "default_proxy_height")]
+    pub height: u32,
+}
+
+fn default_proxy_height() -> u32 {
+    360
+}
+
+/// An export job as stored: what the client asked for, what that resolved to against the
+/// timeline's settings, the timeline's plan at submission (a re-export of the same timeline
+/// renders the same frames; nothing is re-rendered by AI), and where each asset's file is.
+/// Written by the server only: a client's parameters are an [`OutputSpec`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportJob {
+    pub output: OutputSpec,
+    pub resolved: Resolved,
+    pub plan: ExportPlan,
+    /// Asset id → file path relative to the media folder.
+    pub assets: std::collections::BTreeMap<String, String>,
+    /// The media folder (filled in when the job is handed to the worker).
+    #[serde(default)]
+    pub media_dir: String,
+}
+
+impl ExportJob {
+    /// The file of `asset`, if the job names it and its path stays inside the media folder.
+    pub fn source_path(&self, media_dir: &std::path::Path, asset: &str) -> Option<std::path::PathBuf> {
+        let rel = std::path::Path::new(self.assets.get(asset)?);
+        let inside = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        inside.then(|| media_dir.join(rel))
+    }
+}
+
 fn default_count() -> u32 {
     10
 }
@@ -113,6 +154,11 @@ pub enum Params {
     Upscale(UpscaleParams),
     Filmstrip(FilmstripParams),
     Waveform(WaveformParams),
+    Proxy(ProxyParams),
+    /// An export as a client asks for it (before the server adds the plan).
+    ExportRequest(OutputSpec),
+    /// An export as stored, ready to run.
+    Export(Box<ExportJob>),
 }
 
 /// The job kinds this server runs.
@@ -124,13 +170,24 @@ pub enum JobKind {
     MediaFilmstrip,
     /// Derived media: waveform peaks of a video's or audio's sound.
     MediaWaveform,
+    /// Derived media: a small H.264 copy of a video for preview in the browser.
+    MediaProxy,
+    /// The project's timeline rendered to a video file.
+    ExportRender,
 }
 
 /// What a finished job produced, stored as a new asset.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct JobOutput {
     pub bytes: Vec<u8>,
-    /// Asset kind: `image` or `data`.
+    /// A result written to a file instead (large media): moved into place, `bytes` unused.
+    pub file: Option<std::path::PathBuf>,
+    /// The asset's name; a default from the kind and job when absent.
+    pub name: Option<String>,
+    /// Length and probe (JSON) of a video or audio result.
+    pub duration_ms: Option<i64>,
+    pub info: Option<String>,
+    /// Asset kind: `image`, `video` or `data`.
     pub kind: &'static str,
     pub mime: &'static str,
     pub ext: &'static str,
@@ -154,11 +211,13 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
         JobKind::MediaWaveform,
+        JobKind::MediaProxy,
+        JobKind::ExportRender,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +226,8 @@ impl JobKind {
             JobKind::EnhanceUpscale => "enhance.upscale",
             JobKind::MediaFilmstrip => "media.filmstrip",
             JobKind::MediaWaveform => "media.waveform",
+            JobKind::MediaProxy => "media.proxy",
+            JobKind::ExportRender => "export.render",
         }
     }
 
@@ -174,14 +235,19 @@ impl JobKind {
     pub fn input_kinds(self) -> &'static [&'static str] {
         match self {
             JobKind::EnhanceColor | JobKind::EnhanceUpscale => &["image"],
-            JobKind::MediaFilmstrip => &["video"],
+            JobKind::MediaFilmstrip | JobKind::MediaProxy => &["video"],
             JobKind::MediaWaveform => &["video", "audio"],
+            // The project's timeline, not one asset.
+            JobKind::ExportRender => &[],
         }
     }
 
     /// Runs FFmpeg on an untrusted file, so in the media worker process rather than on burn.
     pub fn is_media(self) -> bool {
-        matches!(self, JobKind::MediaFilmstrip | JobKind::MediaWaveform)
+        matches!(
+            self,
+            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender
+        )
     }
 
     pub fn parse(name: &str) -> Option<JobKind> {
@@ -201,7 +267,7 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor => 1.0,
             JobKind::EnhanceUpscale => 2.0,
-            JobKind::MediaFilmstrip | JobKind::MediaWaveform => 0.0,
+            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender => 0.0,
         }
     }
 
@@ -214,6 +280,9 @@ impl JobKind {
             // Per minute of media for the media kinds.
             JobKind::MediaFilmstrip => 2000.0,
             JobKind::MediaWaveform => 1000.0,
+            JobKind::MediaProxy => 20_000.0,
+            // Per minute of output at 1920×1080.
+            JobKind::ExportRender => 60_000.0,
         }
     }
 
@@ -255,6 +324,35 @@ impl JobKind {
                 "device": "media worker",
                 "params": {
                     "peaks_per_second": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 }
+                }
+            }),
+            JobKind::MediaProxy => json!({
+                "kind": self.name(),
+                "input": "video",
+                "stages": self.stages(),
+                "credits": 0,
+                "device": "media worker",
+                "params": {
+                    "height": { "type": "integer", "minimum": 144, "maximum": 720, "default": 360 }
+                }
+            }),
+            JobKind::ExportRender => json!({
+                "kind": self.name(),
+                "input": "the project's timeline (no input asset)",
+                "stages": self.stages(),
+                "credits": 0,
+                "device": "media worker",
+                "params": {
+                    "preset": { "enum": moviola_media::export::Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(), "aliases": { "tiktok": "shorts", "reels": "shorts" }, "optional": true },
+                    "container": { "enum": ["mp4", "webm", "mov"], "optional": true },
+                    "video_codec": { "enum": ["h264", "h265", "vp9", "prores"], "optional": true },
+                    "audio_codec": { "enum": ["aac", "opus", "pcm"], "optional": true },
+                    "width": { "type": "integer", "even": true, "minimum": 16, "maximum": 8192, "optional": true },
+                    "height": { "type": "integer", "even": true, "minimum": 16, "maximum": 8192, "optional": true },
+                    "fit": { "enum": ["pad", "crop"], "default": "pad" },
+                    "quality": { "enum": ["draft", "standard", "high"], "default": "standard" },
+                    "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
+                    "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
                 }
             }),
             JobKind::EnhanceUpscale => json!({
@@ -315,6 +413,28 @@ impl JobKind {
                 }
                 Ok(Params::Waveform(p))
             }
+            JobKind::MediaProxy => {
+                let p: ProxyParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(144..=720).contains(&p.height) {
+                    return Err(format!("height must be 144..=720, got {}", p.height));
+                }
+                Ok(Params::Proxy(p))
+            }
+            JobKind::ExportRender => {
+                let p: OutputSpec = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                Ok(Params::ExportRequest(p))
+            }
+        }
+    }
+
+    /// Parameters as stored with a job: like [`JobKind::validate`], except that an export is
+    /// stored in its complete form ([`ExportJob`]), which clients cannot submit.
+    pub fn load(self, params: &Value) -> Result<Params, String> {
+        match self {
+            JobKind::ExportRender => serde_json::from_value::<ExportJob>(params.clone())
+                .map(|j| Params::Export(Box::new(j)))
+                .map_err(|e| format!("stored export: {e}")),
+            _ => self.validate(params),
         }
     }
 
@@ -328,8 +448,29 @@ impl JobKind {
         ms_per_megapixel: f64,
     ) -> Result<Estimate, String> {
         if self.is_media() {
-            // Cost and time by length: 1 credit per started minute; memory is the worker's.
+            // Time by length; memory is the worker's.
             let minutes = duration_ms.unwrap_or(0).max(0) as f64 / 60_000.0;
+            if let Params::Proxy(p) = params {
+                let w = ((width.max(1) as f64 * p.height as f64 / height.max(1) as f64) as u32) & !1;
+                return Ok(Estimate {
+                    credits: 0,
+                    eta_ms: (minutes.max(0.01) * ms_per_megapixel).ceil() as i64 + 500,
+                    memory_bytes: 256 << 20,
+                    output_width: w,
+                    output_height: p.height,
+                });
+            }
+            if let Params::ExportRequest(_) | Params::Export(_) = params {
+                // `width`×`height` is the output; time scales with its pixels.
+                let scale = (width as f64 * height as f64 / (1920.0 * 1080.0)).max(0.05);
+                return Ok(Estimate {
+                    credits: 0,
+                    eta_ms: (minutes.max(0.01) * ms_per_megapixel * scale).ceil() as i64 + 1000,
+                    memory_bytes: 256 << 20,
+                    output_width: width,
+                    output_height: height,
+                });
+            }
             let (w, h) = match params {
                 Params::Filmstrip(p) => (
                     ((width.max(1) as f64 * p.height as f64 / height.max(1) as f64) as u32) * p.count,
@@ -352,7 +493,9 @@ impl JobKind {
                 let h = (height as f64 * p.scale as f64).round() as u32;
                 (w, h, p.tier, 3 * 4 * 8)
             }
-            Params::Filmstrip(_) | Params::Waveform(_) => unreachable!("media kinds return above"),
+            Params::Filmstrip(_) | Params::Waveform(_) | Params::Proxy(_) | Params::ExportRequest(_) | Params::Export(_) => {
+                unreachable!("media kinds return above")
+            }
         };
         let (max_w, max_h) = tier.max_output();
         // Portrait output is judged against the rotated limit.
@@ -554,11 +697,13 @@ pub fn run<B: Backend>(
         width: frame.width,
         height: frame.height,
         credits: kind.actual_credits(&frame),
+        ..Default::default()
     })
 }
 
 /// Runs a media kind in the worker process: the worker writes its result to a scratch file
 /// that becomes the job's output.
+#[allow(clippy::too_many_arguments)]
 pub fn run_media(
     kind: JobKind,
     params: &Params,
@@ -571,12 +716,17 @@ pub fn run_media(
     progress: &mut dyn StageProgress,
 ) -> Result<JobOutput, RunError> {
     std::fs::create_dir_all(scratch).map_err(|e| RunError::Failed(format!("cannot create the scratch folder: {e}")))?;
-    let (ext, mime, asset_kind) = if kind == JobKind::MediaFilmstrip {
-        ("png", "image/png", "image")
-    } else {
-        ("json", "application/json", "data")
+    let (ext, mime, asset_kind) = match params {
+        Params::Filmstrip(_) => ("png", "image/png", "image"),
+        Params::Waveform(_) => ("json", "application/json", "data"),
+        Params::Proxy(_) => ("mp4", "video/mp4", "video"),
+        Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
+        _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
-    let out = scratch.join(format!("{}.{ext}", std::process::id() as u64 * 1_000_000 + rand_suffix()));
+    let stem = scratch.join(format!("{}-{}", std::process::id(), rand_suffix()));
+    let out = stem.with_extension(ext);
+    let job_file = stem.with_extension("export.json");
+    let mut limits = limits.clone();
     let args: Vec<std::ffi::OsString> = match params {
         Params::Filmstrip(p) => vec![
             "filmstrip".into(),
@@ -593,23 +743,70 @@ pub fn run_media(
             p.peaks_per_second.to_string().into(),
             duration_ms.to_string().into(),
         ],
-        _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
+        Params::Proxy(p) => {
+            limits = limits.render();
+            vec!["proxy".into(), input.into(), out.clone().into(), p.height.to_string().into()]
+        }
+        Params::Export(job) => {
+            limits = limits.render();
+            // For an export the "input" is the media folder its assets are resolved in.
+            let mut job = (**job).clone();
+            job.media_dir = input.to_string_lossy().into_owned();
+            let text = serde_json::to_vec(&job).map_err(|e| RunError::Failed(e.to_string()))?;
+            std::fs::write(&job_file, text).map_err(|e| RunError::Failed(format!("cannot write the export job: {e}")))?;
+            vec!["export".into(), job_file.clone().into(), out.clone().into()]
+        }
+        _ => unreachable!("checked above"),
     };
     // The worker is killed as soon as the job's cancel flag is set.
-    let answer = super::worker::run_blocking(&args, limits, cancel, |done, total| progress.stage("process", done, total));
+    let answer = super::worker::run_blocking(&args, &limits, cancel, |done, total| progress.stage("process", done, total));
+    let _ = std::fs::remove_file(&job_file);
+    // The worker's temporary files (see `moviola worker export`), even if it was killed.
+    let _ = std::fs::remove_dir_all(out.with_extension("work"));
     let result = answer.and_then(|v| {
+        let (width, height) = (v["width"].as_u64().unwrap_or(0) as u32, v["height"].as_u64().unwrap_or(0) as u32);
+        if asset_kind == "video" {
+            if !out.exists() {
+                return Err(RunError::Failed("the worker wrote no result".into()));
+            }
+            let name = match params {
+                Params::Export(job) => {
+                    let preset = job.output.preset.map(|p| p.name()).unwrap_or("custom");
+                    format!("export-{preset}-{width}x{height}.{ext}")
+                }
+                _ => format!("proxy-{height}p.{ext}"),
+            };
+            return Ok(JobOutput {
+                file: Some(out.clone()),
+                name: Some(name),
+                duration_ms: v["duration_ms"].as_i64(),
+                info: Some(v["media"].to_string()),
+                kind: asset_kind,
+                mime,
+                ext,
+                width,
+                height,
+                credits: estimate_credits,
+                ..Default::default()
+            });
+        }
         let bytes = std::fs::read(&out).map_err(|e| RunError::Failed(format!("the worker wrote no result: {e}")))?;
         Ok(JobOutput {
             bytes,
             kind: asset_kind,
             mime,
             ext,
-            width: v["width"].as_u64().unwrap_or(0) as u32,
-            height: v["height"].as_u64().unwrap_or(0) as u32,
+            width,
+            height,
             credits: estimate_credits,
+            ..Default::default()
         })
     });
-    let _ = std::fs::remove_file(&out);
+    // A file result is moved into place by the supervisor; anything else left here goes.
+    if result.as_ref().map_or(true, |o| o.file.is_none()) {
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(out.with_extension("thumb.png"));
+    }
     result
 }
 

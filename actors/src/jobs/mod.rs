@@ -28,12 +28,19 @@ pub struct JobEvent {
 
 /// A job as clients see it (HTTP and `/events`).
 pub fn job_view(job: &Job) -> Value {
+    let params = serde_json::from_str::<Value>(&job.params).unwrap_or(Value::Null);
+    // An export stores its whole plan; clients see what was asked and what it became.
+    let params = if job.kind == "export.render" {
+        json!({ "output": params["output"], "resolved": params["resolved"] })
+    } else {
+        params
+    };
     json!({
         "id": job.id,
         "project_id": job.project_id,
         "user_id": job.user_id,
         "kind": job.kind,
-        "params": serde_json::from_str::<Value>(&job.params).unwrap_or(Value::Null),
+        "params": params,
         "input_asset": job.input_asset,
         "state": job.state,
         "priority": job.priority,

@@ -145,7 +145,7 @@ impl GpuSupervisor {
                 let Some(i) = self.pick() else { return };
                 let job = self.queue.remove(i);
                 let parsed = JobKind::parse(&job.kind).and_then(|k| {
-                    k.validate(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
+                    k.load(&serde_json::from_str(&job.params).unwrap_or(Value::Null))
                         .ok()
                         .map(|p| (k, p))
                 });
@@ -210,14 +210,20 @@ impl GpuSupervisor {
         let id = job.id;
         let estimate_credits = job.estimate_credits;
         let scratch = self.settings.media_dir.join("tmp");
+        // An export reads the timeline's assets from the media folder, not one input.
+        let export_ms = match &params {
+            super::kinds::Params::Export(j) => Some(j.plan.duration / (moviola_crdt::time::TICKS_PER_SECOND / 1000)),
+            _ => None,
+        };
         ctx.spawn(
             async move {
-                match input {
-                    Some(a) => store
+                match (input, export_ms) {
+                    (Some(a), _) => store
                         .asset(a)
                         .await
                         .map(|a| a.map(|a| (media.join(&a.path), a.duration_ms.unwrap_or(0)))),
-                    None => Ok(None),
+                    (None, Some(ms)) => Ok(Some((media, ms))),
+                    (None, None) => Ok(None),
                 }
             }
             .into_actor(self)
@@ -321,11 +327,13 @@ impl GpuSupervisor {
     }
 
     fn progress_event(&self, r: &Running) -> Value {
-        let stages = ["decode", "process", "encode"];
-        let (base, width) = match r.stage {
-            "decode" => (0.0, 0.05),
-            "process" => (0.05, 0.85),
-            "encode" => (0.90, 0.10),
+        let stages = JobKind::parse(&r.job.kind).map_or(&["decode", "process", "encode"][..], JobKind::stages);
+        let (base, width) = match (r.stage, stages.len()) {
+            // Media kinds have one stage: its steps are the whole job.
+            ("process", 1) => (0.0, 1.0),
+            ("decode", _) => (0.0, 0.05),
+            ("process", _) => (0.05, 0.85),
+            ("encode", _) => (0.90, 0.10),
             _ => (0.0, 0.0),
         };
         let within = if r.total > 0 { r.step as f64 / r.total as f64 } else { 0.0 };
@@ -655,24 +663,47 @@ impl GpuSupervisor {
         let id = job.id;
         let fut = async move {
             if let Some(existing) = store.asset_of_job(id).await? {
+                if let Some(file) = &output.file {
+                    let _ = tokio::fs::remove_file(file).await;
+                    let _ = tokio::fs::remove_file(file.with_extension("thumb.png")).await;
+                }
                 return Ok::<AssetId, anyhow::Error>(existing.id);
             }
             let ext = output.ext;
             let rel = format!("projects/{}/job-{}.{ext}", job.project_id, id);
             let path = media.join(&rel);
-            let sha = hex(&Sha256::digest(&output.bytes));
-            let bytes = output.bytes.len() as i64;
-            let tmp = path.with_extension(format!("{ext}.part"));
             tokio::fs::create_dir_all(path.parent().expect("has parent")).await?;
-            tokio::fs::write(&tmp, &output.bytes).await?;
-            tokio::fs::rename(&tmp, &path).await?;
+            let (sha, bytes) = match &output.file {
+                // A large result: hashed as a stream, then moved (same file system) into place.
+                Some(file) => {
+                    let file = file.clone();
+                    let (sha, bytes) = tokio::task::spawn_blocking(move || -> std::io::Result<(String, i64)> {
+                        let mut f = std::fs::File::open(&file)?;
+                        let mut hasher = Sha256::new();
+                        let bytes = std::io::copy(&mut f, &mut hasher)?;
+                        Ok((hex(&hasher.finalize()), bytes as i64))
+                    })
+                    .await??;
+                    let file = output.file.as_ref().expect("matched");
+                    tokio::fs::rename(file, &path).await?;
+                    // The still the worker made, beside the video like an upload's.
+                    let _ = tokio::fs::rename(file.with_extension("thumb.png"), path.with_extension("thumb.png")).await;
+                    (sha, bytes)
+                }
+                None => {
+                    let tmp = path.with_extension(format!("{ext}.part"));
+                    tokio::fs::write(&tmp, &output.bytes).await?;
+                    tokio::fs::rename(&tmp, &path).await?;
+                    (hex(&Sha256::digest(&output.bytes)), output.bytes.len() as i64)
+                }
+            };
             let (asset, _) = store
                 .insert_asset(
                     NewAsset {
                         project: job.project_id,
                         kind: output.kind.into(),
                         mime: output.mime.into(),
-                        name: format!("{} of job {}.{ext}", job.kind, id),
+                        name: output.name.clone().unwrap_or_else(|| format!("{} of job {}.{ext}", job.kind, id)),
                         width: output.width as i32,
                         height: output.height as i32,
                         bytes,
@@ -680,8 +711,8 @@ impl GpuSupervisor {
                         path: rel,
                         created_by: job.user_id,
                         source_job: Some(id),
-                        duration_ms: None,
-                        info: None,
+                        duration_ms: output.duration_ms,
+                        info: output.info.clone(),
                     },
                     now_ms(),
                 )

@@ -19,6 +19,22 @@ pub struct WorkerLimits {
     pub memory_bytes: u64,
     pub cpu_seconds: u64,
     pub timeout: Duration,
+    /// The limits for proxies and exports, which run as long as the footage needs.
+    pub render_memory_bytes: u64,
+    pub render_cpu_seconds: u64,
+    pub render_timeout: Duration,
+}
+
+impl WorkerLimits {
+    /// The limits a render (proxy, export) runs under.
+    pub fn render(&self) -> WorkerLimits {
+        WorkerLimits {
+            memory_bytes: self.render_memory_bytes,
+            cpu_seconds: self.render_cpu_seconds,
+            timeout: self.render_timeout,
+            ..self.clone()
+        }
+    }
 }
 
 /// The command for `moviola worker ARGS…` under the limits.

@@ -482,3 +482,84 @@ fn run(
         duration_ms: rate.frame_start(total as i64) * 1000 / TICKS_PER_SECOND,
     })
 }
+
+/// A low-resolution H.264 + AAC MP4 of one source for preview in the browser: `height` lines
+/// (the width from the display aspect), at most 30 fps, the whole source. It runs the same
+/// exporter on a one-clip plan.
+pub fn proxy(
+    input: &Path,
+    output: &Path,
+    height: u32,
+    scratch: &Path,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<ExportReport, MediaError> {
+    use moviola_crdt::plan::{SoundPiece, VideoLayer};
+    use moviola_crdt::time::FrameRate;
+    let info = crate::probe(input)?;
+    let video = info.video().ok_or(MediaError::NoStream("video"))?;
+    let (dw, dh) = info.display_size().unwrap_or((video.width, video.height));
+    let height = height.min(dh.max(16)).max(16) & !1;
+    let width = (((u64::from(dw) * u64::from(height)) as f64 / f64::from(dh.max(1))).round() as u32).max(16) & !1;
+    let (num, den) = video.frame_rate;
+    let frame_rate = if num > 0 && den > 0 && i64::from(num) <= 30 * i64::from(den) {
+        FrameRate {
+            num: i64::from(num),
+            den: i64::from(den),
+        }
+    } else {
+        FrameRate { num: 30, den: 1 }
+    };
+    let duration_ms = info
+        .duration_ms
+        .or(video.duration_ms)
+        .ok_or_else(|| MediaError::Decode("the length is unknown".into()))?;
+    let duration = duration_ms * (TICKS_PER_SECOND / 1000);
+    let src = SourceRef {
+        clip: "source".into(),
+        asset: "source".into(),
+        at: 0,
+        source: 0,
+        speed_num: 1,
+        speed_den: 1,
+    };
+    let plan = ExportPlan {
+        settings: moviola_crdt::Settings {
+            width: i64::from(width),
+            height: i64::from(height),
+            frame_rate,
+            sample_rate: 48_000,
+        },
+        duration,
+        video: vec![VideoLayer {
+            track: "video".into(),
+            pieces: vec![VideoPiece {
+                start: 0,
+                end: duration,
+                src: src.clone(),
+                enter: None,
+                fade_out: 0,
+            }],
+        }],
+        sound: if info.audio().is_some() {
+            vec![SoundPiece {
+                start: 0,
+                end: duration,
+                src,
+                volume: 1.0,
+                fade_in: 0,
+                fade_out: 0,
+            }]
+        } else {
+            Vec::new()
+        },
+        titles: Vec::new(),
+    };
+    let spec = OutputSpec {
+        quality: Quality::Draft,
+        audio_bitrate_kbps: Some(96),
+        ..Default::default()
+    };
+    let out = spec.resolve(&plan.settings).map_err(MediaError::Spec)?;
+    let input = input.to_path_buf();
+    export(&plan, &|_| Some(input.clone()), &out, output, scratch, progress)
+}

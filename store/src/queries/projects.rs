@@ -51,6 +51,11 @@ impl Store {
         Ok(project::Entity::find_by_id(id).one(&self.db).await?)
     }
 
+    /// Projects with exactly this name (names need not be unique).
+    pub async fn projects_named(&self, name: &str) -> Result<Vec<Project>> {
+        Ok(project::Entity::find().filter(project::Column::Name.eq(name)).all(&self.db).await?)
+    }
+
     pub async fn project_by_doc_id(&self, doc_id: &str) -> Result<Option<Project>> {
         Ok(project::Entity::find()
             .filter(project::Column::DocId.eq(doc_id))
