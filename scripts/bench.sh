@@ -3,17 +3,22 @@
 # with, and runs a benchmark:
 #   scripts/bench.sh [sync] [--clients 10,100 --rate 1 --seconds 20]   live timeline sync
 #   scripts/bench.sh jobs                                              job system and burn kernels
+#   scripts/bench.sh export [--size 1920x1080 --runs 3]                export vs the ffmpeg CLI, ingest
 # Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 (cd tests/bench && npm install --no-audit --no-fund --loglevel=error)
-cargo build --locked --release -p moviola-server --bin moviola -p moviola-tests --bin bench_sync --bin bench_jobs
+cargo build --locked --release -p moviola-server --bin moviola -p moviola-tests --bin bench_sync --bin bench_jobs --bin bench_export
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem/{print $2}') GiB"
 case "${1:-sync}" in
     jobs)
         target/release/bench_jobs
         cargo bench --locked -p moviola-models --bench kernels
+        ;;
+    export)
+        shift || true
+        exec target/release/bench_export "$@"
         ;;
     sync)
         shift || true

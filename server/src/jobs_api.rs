@@ -424,7 +424,27 @@ async fn list_assets(state: web::Data<AppState>, authed: Authed, path: web::Path
     let project = ProjectId(*path);
     project_for(&state, authed.user.id, project).await?;
     let assets = state.hub.store().assets_of(project).await?;
-    Ok(HttpResponse::Ok().json(json!({ "assets": assets.iter().map(asset_json).collect::<Vec<_>>() })))
+    let derived = derived_media(&state, project).await?;
+    let views: Vec<Value> = assets.iter().map(|a| with_derived(asset_json(a), derived.get(&a.id))).collect();
+    Ok(HttpResponse::Ok().json(json!({ "assets": views })))
+}
+
+/// Finished derived media per source asset: `{filmstrip, waveform, proxy}` → result asset id.
+async fn derived_media(state: &AppState, project: ProjectId) -> Result<std::collections::HashMap<AssetId, Value>, ApiError> {
+    let mut out: std::collections::HashMap<AssetId, Value> = std::collections::HashMap::new();
+    for job in state.hub.store().jobs_of(project, Some(JobState::Succeeded)).await? {
+        let (Some(input), Some(result)) = (job.input_asset, job.result_asset) else {
+            continue;
+        };
+        let Some(kind) = job.kind.strip_prefix("media.") else { continue };
+        out.entry(input).or_insert_with(|| json!({}))[kind] = json!(result);
+    }
+    Ok(out)
+}
+
+fn with_derived(mut view: Value, derived: Option<&Value>) -> Value {
+    view["derived"] = derived.cloned().unwrap_or_else(|| json!({}));
+    view
 }
 
 /// The asset, if the caller is a member of its project (404 otherwise, like projects).
@@ -442,7 +462,8 @@ async fn asset_for(state: &AppState, authed: &Authed, id: AssetId) -> Result<(As
 
 async fn get_asset(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
-    Ok(HttpResponse::Ok().json(asset_json(&asset)))
+    let derived = derived_media(&state, asset.project_id).await?;
+    Ok(HttpResponse::Ok().json(with_derived(asset_json(&asset), derived.get(&asset.id))))
 }
 
 async fn asset_content(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

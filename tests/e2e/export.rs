@@ -325,3 +325,50 @@ async fn a_timeline_exports_for_youtube_tiktok_and_as_a_prores_master() {
     let (codecs, w, h, frames, _) = probe(&out);
     assert_eq!((codecs.as_str(), w, h, frames), ("h264,aac", 1080, 1080, 120));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_worker_dies_fails_alone_with_a_reason() {
+    // Renders get 380 MiB of address space: enough to start, too little for a 1080p x264.
+    let server = TestServer::start_with(&[("MOVIOLA_MEDIA_RENDER_MEMORY_MIB", "380")]);
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, doc) = create_project(port, &ana, "Short of memory");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let res = upload(port, &ana, project, &clip(&dir, "blue", 440), "blue.mp4");
+    let asset = res.body["asset"]["id"].as_i64().unwrap().to_string();
+    let mut sync = SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
+    sync.wait_loaded().await.unwrap();
+    sync.edit(&crate::add_track("v1")).await.unwrap();
+    sync.edit(&EditOp::InsertClip {
+        id: "c".into(),
+        track: "v1".into(),
+        asset,
+        source_in: 0,
+        source_out: seconds(2),
+        start: 0,
+    })
+    .await
+    .unwrap();
+    sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
+    let res = export(port, &ana, project, json!({ "preset": "youtube", "quality": "high" }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "failed", "{fin}");
+    let error = fin["error"].as_str().unwrap();
+    // x264 cannot allocate its frame buffers (an error from the worker), or the worker is
+    // killed outright: either way a reason, and only this job.
+    assert!(
+        error.contains("cannot encode") || error.contains("memory") || error.contains("media worker stopped"),
+        "{fin}"
+    );
+    eprintln!("export failed as expected: {}", fin["error"]);
+    assert!(fin["result_asset"].is_null());
+    // The server is unaffected: it answers, and the same timeline is still there to export.
+    let health = request(port, "GET", "/health", None, None).unwrap();
+    assert_eq!(health.status, 200);
+    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir.join("media/tmp"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "scratch files left: {leftovers:?}");
+}

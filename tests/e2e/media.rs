@@ -162,6 +162,12 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
         }
     }
 
+    // The asset lists its finished derived media.
+    let view = request(port, "GET", &format!("/api/v1/assets/{}", a["id"]), Some(&ana.token), None).unwrap();
+    for kind in ["filmstrip", "waveform", "proxy"] {
+        assert!(view.body["derived"][kind].as_i64().is_some(), "{kind}: {}", view.body);
+    }
+
     // Rotated phone footage reports its display size.
     let plain = dir.join("p.mp4");
     ffmpeg(
