@@ -554,3 +554,91 @@ fn proxy_is_small_h264_aac_of_the_whole_source() {
     assert_eq!(codecs(&out), "h264,aac");
     assert!((duration(&out) - 2.0).abs() < 0.05);
 }
+
+#[test]
+fn variable_frame_rate_sources_show_the_frame_due_at_each_time() {
+    let d = dir();
+    // Ten frames 40 ms apart, then frames 80 ms apart; luma = 8 × frame number.
+    let vfr = d.0.join("vfr.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "nullsrc=size=64x64:rate=25:duration=2,geq=lum='mod(N*8,256)':cb=128:cr=128,settb=1/1000,setpts='if(lt(N,10),N*40,400+(N-10)*80)'",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &vfr,
+    );
+    let mut e = Edit::new(64, 64, 30);
+    e.clip("v", "v", "v", 0, seconds(2), 0);
+    let out = run(&d.0, &e.plan(), small(64, 64), &[("v", &vfr)]);
+    let (w, _, f) = frames(&out);
+    assert_eq!(f.len(), 60);
+    for n in [0usize, 5, 11, 12, 20, 33, 47] {
+        let t = n as f64 / 30.0;
+        let src = if t < 0.4 {
+            (t / 0.04 + 1e-9).floor()
+        } else {
+            10.0 + ((t - 0.4) / 0.08 + 1e-9).floor()
+        } as i32;
+        let want = ((((src * 8) % 256) - 16).max(0) as f64 * 255.0 / 219.0).round() as i32;
+        let got = pixel(&f[n], w, 32, 32)[0];
+        assert!(
+            (got - want).abs() <= 6,
+            "frame {n} (t={t:.3}): luma {got}, want source frame {src} ({want})"
+        );
+    }
+}
+
+#[test]
+fn audio_only_sources_at_other_rates_and_a_custom_bitrate() {
+    let d = dir();
+    let wav = d.0.join("tone.wav");
+    ffmpeg(&["-f", "lavfi", "-i", "aevalsrc=0.5*sin(2*PI*500*t):s=44100:d=2"], &wav);
+    let pattern = d.0.join("pattern.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &pattern,
+    );
+    let mut e = Edit::new(320, 240, 25);
+    e.clip("p", "v", "p", 0, seconds(2), 0).clip("w", "a", "w", 0, seconds(2), 0);
+    let plan = e.plan();
+    let mut sizes = Vec::new();
+    for kbps in [150, 1500] {
+        let d = dir();
+        let spec = OutputSpec {
+            video_bitrate_kbps: Some(kbps),
+            ..small(320, 240)
+        };
+        let out = run(&d.0, &plan, spec, &[("p", &pattern), ("w", &wav)]);
+        // A 44.1 kHz mono WAV, resampled to 48 kHz and heard on both sides at its level.
+        let s = sound(&out);
+        let level = rms(&s[24_000..72_000]);
+        assert!((level - 0.5 / 2f64.sqrt()).abs() < 0.02, "level {level}");
+        assert!((s[30_000][0] - s[30_000][1]).abs() < 1e-3, "both sides");
+        sizes.push(std::fs::metadata(&out).unwrap().len());
+    }
+    // The low bitrate is honoured (within half again of its target over 2 s), the high one bigger.
+    let low_kbps = sizes[0] as f64 * 8.0 / 2.0 / 1000.0;
+    assert!(low_kbps < 150.0 * 1.5 + 192.0, "{low_kbps} kb/s in all");
+    assert!(sizes[1] > sizes[0] * 2, "{sizes:?}");
+}

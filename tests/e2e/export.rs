@@ -242,10 +242,12 @@ async fn a_timeline_exports_for_youtube_tiktok_and_as_a_prores_master() {
     );
     let fin = wait_final(port, &ana, job).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    events
+    let progress = events
         .wait_for(Duration::from_secs(5), |e| e["event"] == "progress" && e["job"]["id"] == job)
         .await
         .unwrap();
+    assert!(progress["progress"]["eta_ms"].as_i64().is_some(), "{progress}");
+    assert_eq!(progress["progress"]["total"], 120, "frames: {progress}");
     let asset = fin["result_asset"].as_i64().unwrap();
     let info = request(port, "GET", &format!("/api/v1/assets/{asset}"), Some(&ana.token), None).unwrap();
     assert_eq!(
