@@ -16,6 +16,8 @@ for pkg in libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdev
 done
 if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 ]]; then
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+    # The browser tests drive Debian's Chromium with playwright-core (no browser download).
+    command -v chromium >/dev/null || need_apt+=(chromium)
 fi
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}"
@@ -27,6 +29,8 @@ if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust (https://rustup.rs) and run again" >&2
     exit 1
 fi
+# The browser studio: npm packages, then a production build into web/dist (served at `/`).
+(cd web && npm install --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)
 if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 && -f tests/node/package.json ]]; then
     # `npm ci` rejects this lock file over optional native packages of cbor-x it skipped on this
     # platform (an npm bug); `npm install` honours the lock file and fills those in.

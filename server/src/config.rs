@@ -59,6 +59,7 @@ pub struct RawServer {
     pub data_dir: String,
     pub database_url: String,
     pub database_connections: u32,
+    pub web_dir: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +109,23 @@ pub struct Config {
     pub worker: crate::worker::WorkerLimits,
     /// `<data_dir>/media`: uploads and job results.
     pub media_dir: PathBuf,
+    /// The built browser studio (`web/dist`), if found.
+    pub web_dir: Option<PathBuf>,
+}
+
+/// The studio's files: the configured folder, or else `web/dist` under the current folder or
+/// beside the binary's build tree (`target/<profile>/moviola` → `web/dist`).
+fn find_web_dir(configured: &str) -> Option<PathBuf> {
+    if !configured.is_empty() {
+        return Some(PathBuf::from(configured));
+    }
+    let mut candidates = vec![PathBuf::from("web/dist")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(root) = exe.parent().and_then(|p| p.parent()).and_then(|p| p.parent()) {
+            candidates.push(root.join("web/dist"));
+        }
+    }
+    candidates.into_iter().find(|d| d.join("index.html").is_file())
 }
 
 #[derive(Clone, Debug)]
@@ -264,6 +282,7 @@ impl Config {
                 render_timeout: Duration::from_millis(raw.media.render_timeout_ms.max(1000)),
             },
             media_dir: data_dir.join("media"),
+            web_dir: find_web_dir(&raw.server.web_dir),
             listen,
             data_dir,
             database_url,

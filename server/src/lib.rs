@@ -106,8 +106,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .route("/files/{id}", web::get().to(files::serve))
             .route("/sync", web::get().to(sync_endpoint))
             .route("/health", web::get().to(health))
-            .route("/", web::get().to(index))
-            .default_service(web::to(not_found))
+            .default_service(web::to(studio))
     })
     .disable_signals()
     .shutdown_timeout(10)
@@ -157,15 +156,53 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn index() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(concat!(
-        "<!doctype html><meta charset=utf-8><title>Moviola</title>",
-        "<h1>Moviola</h1><p>The collaborative video studio server is running.</p>",
-        "<p>HTTP API under <code>/api/v1</code>, live timeline sync on <code>/sync</code> ",
-        "(automerge-repo protocol). See <code>docs/protocol.md</code>.</p>"
-    ))
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
-    Err(error::ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+/// The browser studio: its built files, and `index.html` for every other page path (the
+/// single-page app routes itself). API paths never fall through to it.
+async fn studio(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, error::ApiError> {
+    let path = req.path();
+    let not_found = || error::ApiError::not_found(format!("no route for {} {}", req.method(), path));
+    if req.method() != actix_web::http::Method::GET || path.starts_with("/api/") {
+        return Err(not_found());
+    }
+    let Some(dir) = &state.config.web_dir else {
+        return Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(concat!(
+            "<!doctype html><meta charset=utf-8><title>Moviola</title>",
+            "<h1>Moviola</h1><p>The server is running, but the studio is not built: ",
+            "run <code>scripts/serve.sh</code> (or <code>npm run build</code> in <code>web/</code>).</p>",
+            "<p>HTTP API under <code>/api/v1</code>, live timeline sync on <code>/sync</code>.</p>"
+        )));
+    };
+    // Only plain names inside the folder; anything else is a page of the app.
+    let rel = path.trim_start_matches('/');
+    let safe = !rel.is_empty() && rel.split('/').all(|c| !c.is_empty() && c != ".." && c != "." && !c.contains('\\'));
+    let file = if safe { Some(dir.join(rel)).filter(|f| f.is_file()) } else { None };
+    let (file, immutable) = match file {
+        Some(f) => (f, rel.starts_with("assets/")),
+        None if rel.contains('.') && safe => return Err(not_found()),
+        None => (dir.join("index.html"), false),
+    };
+    let bytes = tokio::fs::read(&file).await.map_err(|_| not_found())?;
+    let mime = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "wasm" => "application/wasm",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "json" => "application/json",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    let mut res = HttpResponse::Ok();
+    res.content_type(mime);
+    // Vite puts a content hash in every name under assets/.
+    res.insert_header((
+        "cache-control",
+        if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        },
+    ));
+    Ok(res.body(bytes))
 }
