@@ -222,8 +222,10 @@ export function Studio({ user, project, onClose }: { user: User; project: Projec
               if (track && text) edit((d) => M.insertText(d, track.id, text, playhead, 3 * TICKS));
             }}
             onComment={() => {
-              const text = prompt("Comment at the playhead");
-              if (text) edit((d) => M.addComment(d, user.display_name || user.email, text, playhead, null));
+              // On the selected clip's range, or on the frame at the playhead.
+              const range = selectedClip ? ([selectedClip.start, clipEnd(selectedClip)] as const) : ([playhead, null] as const);
+              const text = prompt(selectedClip ? "Comment on the selected clip's range" : "Comment on the frame at the playhead");
+              if (text) edit((d) => M.addComment(d, user.display_name || user.email, text, range[0], range[1]));
             }}
           />
           <Timeline
@@ -237,6 +239,7 @@ export function Studio({ user, project, onClose }: { user: User; project: Projec
             setCursor={setCursor}
             selected={selected}
             setSelected={setSelected}
+            setPps={setPps}
             peers={Object.values(peers)}
             edit={edit}
             canEdit={canEdit}
@@ -350,7 +353,11 @@ function Library({ project, assets, canEdit, onUploaded, jobs }: { project: Proj
             onDragStart={(e) => e.dataTransfer?.setData("application/x-moviola-asset", String(a.id))}
             title={`${a.name} — drag onto the timeline`}
           >
-            {a.kind !== "audio" ? <img src={authed(`/assets/${a.id}/thumbnail`)} alt="" loading="lazy" /> : <div class="audio-icon">♪</div>}
+            {a.kind !== "audio" ? (
+              <img src={authed(`/assets/${a.id}/thumbnail`)} alt="" loading="lazy" />
+            ) : (
+              <div class="audio-icon">{a.derived?.waveform ? <Waveform asset={a.derived.waveform} /> : "♪"}</div>
+            )}
             <span class="name">{a.name}</span>
             <span class="muted">
               {a.kind}
@@ -417,6 +424,7 @@ function Timeline(p: {
   setCursor: (t: number | null) => void;
   selected: string | null;
   setSelected: (id: string | null) => void;
+  setPps: (n: number) => void;
   peers: Peer[];
   edit: (f: (d: any) => void) => void;
   canEdit: boolean;
@@ -485,7 +493,19 @@ function Timeline(p: {
   };
 
   return (
-    <div class="timeline" aria-label="Timeline" onPointerMove={onPointerMove as any} onPointerUp={onPointerUp} onPointerLeave={() => p.setCursor(null)}>
+    <div
+      class="timeline"
+      aria-label="Timeline"
+      onPointerMove={onPointerMove as any}
+      onPointerUp={onPointerUp}
+      onPointerLeave={() => p.setCursor(null)}
+      onWheel={(e) => {
+        // Ctrl/Cmd + wheel zooms around the pointer's time.
+        if (!(e.ctrlKey || e.metaKey)) return;
+        e.preventDefault();
+        p.setPps(Math.min(1000, Math.max(5, pps * (e.deltaY < 0 ? 1.25 : 0.8))));
+      }}
+    >
       <div class="ruler-row">
         <div class="track-head" />
         <div class="ruler" style={{ width: toX(end) }} onPointerDown={(e) => p.setPlayhead(Math.max(0, toT(e.clientX - e.currentTarget.getBoundingClientRect().left)))}>
@@ -862,7 +882,8 @@ function Notes({ view }: { view: View }) {
         ))}
         {view.comments.map((c) => (
           <li key={c.id}>
-            💬 {fmt(c.start)} <strong>{c.author}</strong>: {c.text}
+            💬 {fmt(c.start)}
+            {c.end !== null ? `–${fmt(c.end)}` : ""} <strong>{c.author}</strong>: {c.text}
           </li>
         ))}
       </ul>

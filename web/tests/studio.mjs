@@ -95,7 +95,11 @@ try {
   await pageB.mouse.move(box.x + 320, box.y + 12);
   await pageA.locator('.peer-cursor[data-cursor="bo"]').waitFor();
   await pageA.locator('.presence .peer[data-peer="bo"]').waitFor();
-  await pageB.locator('.peer-cursor[data-cursor="ana"]').or(pageB.locator('.presence .peer[data-peer="ana"]')).first().waitFor();
+  const boxA = await pageA.locator(".lane.video").first().boundingBox();
+  await pageA.mouse.move(boxA.x + 200, boxA.y + 30);
+  await pageA.mouse.move(boxA.x + 210, boxA.y + 30);
+  await pageB.locator('.peer-cursor[data-cursor="ana"]').waitFor();
+  await pageB.locator('.presence .peer[data-peer="ana"]').waitFor();
 
   step("edits both ways");
   // Bo adds a marker at the playhead (M); ana sees it. Ana splits her first clip at 1 s.
