@@ -4,6 +4,7 @@
 #   scripts/bench.sh [sync] [--clients 10,100 --rate 1 --seconds 20]   live timeline sync
 #   scripts/bench.sh jobs                                              job system and burn kernels
 #   scripts/bench.sh export [--size 1920x1080 --runs 3]                export vs the ffmpeg CLI, ingest
+#   scripts/bench.sh models                                            Real-ESRGAN in burn vs ncnn (CPU)
 # Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ case "${1:-sync}" in
     jobs)
         target/release/bench_jobs
         cargo bench --locked -p moviola-models --bench kernels
+        ;;
+    models)
+        target/release/moviola models fetch
+        python3 -m venv target/ncnn-venv
+        target/ncnn-venv/bin/pip install -q ncnn==1.0.20261020 numpy
+        NCNN_PYTHON=target/ncnn-venv/bin/python exec cargo bench --locked -p moviola-models --bench esrgan
         ;;
     export)
         shift || true

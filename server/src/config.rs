@@ -111,6 +111,8 @@ pub struct Config {
     pub media_dir: PathBuf,
     /// The built browser studio (`web/dist`), if found.
     pub web_dir: Option<PathBuf>,
+    /// `<data_dir>/models`: learned models' weights (`moviola models fetch`).
+    pub models_dir: PathBuf,
 }
 
 /// The studio's files: the configured folder, or else `web/dist` under the current folder or
@@ -282,6 +284,7 @@ impl Config {
                 render_timeout: Duration::from_millis(raw.media.render_timeout_ms.max(1000)),
             },
             media_dir: data_dir.join("media"),
+            models_dir: data_dir.join("models"),
             web_dir: find_web_dir(&raw.server.web_dir),
             listen,
             data_dir,

@@ -564,9 +564,29 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
             input.id
         )));
     }
-    let params = kind
+    let mut params = kind
         .validate(&req.params)
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
+    let mut stored_params = if req.params.is_null() { json!({}) } else { req.params.clone() };
+    if let kinds::Params::Upscale(u) = &mut params {
+        // The learned model where it is installed and the scale allows; else the classical
+        // filter. The choice is stored with the job, so a retry runs the same thing.
+        let installed = crate::models_cli::installed(&state.config.models_dir, &crate::models_cli::CATALOG[0]);
+        let model = match u.model {
+            Some(kinds::UpscaleModel::Realesrgan) if !installed => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "model_not_installed",
+                    "the realesrgan model is not installed on this server: an administrator runs `moviola models fetch realesrgan`",
+                ));
+            }
+            Some(m) => m,
+            None if installed && [2.0, 3.0, 4.0].contains(&u.scale) => kinds::UpscaleModel::Realesrgan,
+            None => kinds::UpscaleModel::Classical,
+        };
+        u.model = Some(model);
+        stored_params["model"] = serde_json::to_value(model).unwrap_or(Value::Null);
+    }
     let outlook = state
         .jobs
         .send(Outlook(kind))
@@ -593,7 +613,7 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         ));
     }
     let needs_confirmation = authed.user.confirm_above_credits.is_some_and(|t| estimate.credits > t);
-    let params = serde_json::to_value(&req.params).unwrap_or(Value::Null);
+    let params = stored_params;
     Ok(Preflight {
         project: project_row,
         kind,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod export_cli;
 pub mod files;
 pub mod jobs_api;
+pub mod models_cli;
 pub mod worker;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ fn start_devices(config: &Config) -> Vec<(DeviceInfo, Addr<DeviceActor>)> {
     let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cpu> {
         device: CpuDevice,
         worker: config.worker.clone(),
+        models_dir: config.models_dir.clone(),
     });
     devices.push((cpu.clone(), DeviceActor::new(0, cpu, executor).start()));
     #[cfg(feature = "cuda")]
@@ -65,6 +67,7 @@ fn start_devices(config: &Config) -> Vec<(DeviceInfo, Addr<DeviceActor>)> {
             let executor: Arc<dyn Executor> = Arc::new(BurnExecutor::<Cuda> {
                 device: Default::default(),
                 worker: config.worker.clone(),
+                models_dir: config.models_dir.clone(),
             });
             devices.push((info.clone(), DeviceActor::new(devices.len(), info, executor).start()));
         } else {

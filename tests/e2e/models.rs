@@ -1,0 +1,115 @@
+//! Learned models through the job system: with Real-ESRGAN installed (`moviola models fetch`,
+//! which scripts/test.sh runs) an upscale job uses it by default and its result matches the
+//! ncnn reference; without it, asking for it fails preflight naming the command to run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use moviola_tests::TestServer;
+use moviola_tests::http::{create_project, register, request, upload};
+use serde_json::json;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The fetched models (`moviola models fetch` into ./data/models, or `MOVIOLA_MODELS_DIR`).
+fn fetched_models() -> PathBuf {
+    let dir = std::env::var("MOVIOLA_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("data/models"));
+    assert!(
+        dir.join("realesrgan/realesr-animevideov3.mpk").is_file(),
+        "Real-ESRGAN is not installed in {}: run `moviola models fetch` (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+async fn wait_final(port: u16, token: &str, job: i64) -> serde_json::Value {
+    for _ in 0..1200 {
+        let res = request(port, "GET", &format!("/api/v1/jobs/{job}"), Some(token), None).unwrap();
+        if ["succeeded", "failed", "cancelled"].contains(&res.body["job"]["state"].as_str().unwrap_or("")) {
+            return res.body["job"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Models");
+    let fixtures = repo().join("models/tests/fixtures/realesrgan");
+    let input = std::fs::read(fixtures.join("chelsea.png")).unwrap();
+    let asset = upload(port, &ana, project, &input, "chelsea.png").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let submit = |params: serde_json::Value| {
+        request(
+            port,
+            "POST",
+            &format!("/api/v1/projects/{project}/jobs"),
+            Some(&ana.token),
+            Some(&json!({ "kind": "enhance.upscale", "input": asset, "params": params })),
+        )
+        .unwrap()
+    };
+
+    // Not installed yet: the classical filter by default, and asking for the model says what to run.
+    let res = submit(json!({ "scale": 4, "model": "realesrgan" }));
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.body["error"]["code"], "model_not_installed");
+    assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch"));
+    let res = submit(json!({ "scale": 4 }));
+    assert_eq!(res.body["job"]["params"]["model"], "classical", "{}", res.body);
+    wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+
+    // Installed: the default, and the result is ncnn's within one level.
+    copy_dir(&fetched_models().join("realesrgan"), &server.data_dir.join("models/realesrgan"));
+    let res = submit(json!({ "scale": 4 }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["job"]["params"]["model"], "realesrgan", "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let out = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    let ours = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+    let reference = image::open(fixtures.join("chelsea-x4-ncnn.png")).unwrap().to_rgb8();
+    assert_eq!(ours.dimensions(), reference.dimensions());
+    let max = ours
+        .as_raw()
+        .iter()
+        .zip(reference.as_raw())
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .max()
+        .unwrap();
+    assert!(max <= 1, "the job's result is {max}/255 from ncnn's");
+    // Scales the model cannot do are refused with the reason.
+    let res = submit(json!({ "scale": 2.5, "model": "realesrgan" }));
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("invalid_params")),
+        "{}",
+        res.body
+    );
+}
