@@ -20,6 +20,8 @@ if [[ "${MOVIOLA_SETUP_TESTS:-0}" == 1 ]]; then
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
     # The browser tests drive Debian's Chromium with playwright-core (no browser download).
     command -v chromium >/dev/null || need_apt+=(chromium)
+    # Speech for the audio clean-up tests.
+    command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 fi
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}"

@@ -4,6 +4,7 @@
 //! on uploads itself: `moviola worker …` does, in a separate process with CPU, memory and time
 //! limits, and prints JSON (see `server/src/worker.rs`).
 
+pub mod audio;
 pub mod export;
 pub mod probe;
 pub mod thumbnail;

@@ -558,11 +558,10 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
             input.kind
         )));
     }
-    if kind == JobKind::MediaWaveform && !input.info.as_deref().is_some_and(|i| i.contains("\"kind\":\"audio\"")) {
-        return Err(ApiError::bad_request(format!(
-            "asset {} has no sound to draw a waveform of",
-            input.id
-        )));
+    if matches!(kind, JobKind::MediaWaveform | JobKind::AudioCleanup)
+        && !input.info.as_deref().is_some_and(|i| i.contains("\"kind\":\"audio\""))
+    {
+        return Err(ApiError::bad_request(format!("asset {} has no sound", input.id)));
     }
     let mut params = kind
         .validate(&req.params)

@@ -73,6 +73,21 @@ pub fn main(args: &[String]) -> i32 {
             })
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
+        ["cleanup", input, output, denoise, target] => {
+            let target = target.parse::<f64>().ok();
+            let mut last = u64::MAX;
+            moviola_media::audio::cleanup(Path::new(input), Path::new(output), *denoise == "true", target, |done, total| {
+                let pct = done * 100 / total.max(1);
+                if pct != last {
+                    last = pct;
+                    println!("{}", json!({ "progress": { "done": done, "total": total } }));
+                }
+            })
+            .and_then(|report| {
+                let info = moviola_media::probe(Path::new(output))?;
+                Ok(json!({ "duration_ms": report.duration_ms, "report": report, "media": info }))
+            })
+        }
         ["proxy", input, output, height] => {
             let height = height.parse().unwrap_or(360);
             let mut report = throttled_progress();
@@ -83,7 +98,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off"
             );
             return 64;
         }

@@ -113,3 +113,114 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
         res.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Dialogue");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let speech = dir.join("speech.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&speech)
+        .arg("Testing the dialogue clean up of a noisy recording.")
+        .status()
+        .expect("espeak-ng (scripts/setup.sh)");
+    assert!(status.success());
+    // Speech with pink-ish noise under it, as a video's sound would have.
+    let noisy = dir.join("noisy.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=160x120:rate=25:duration=4",
+            "-i",
+        ])
+        .arg(&speech)
+        .args(["-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.05:duration=4:seed=7"])
+        .args([
+            "-filter_complex",
+            "[1:a]apad[s];[s][2:a]amix=inputs=2:duration=shortest:normalize=0[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+        ])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(&noisy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let asset = upload(port, &ana, project, &std::fs::read(&noisy).unwrap(), "noisy.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let res = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&json!({ "kind": "audio.cleanup", "input": asset, "params": { "loudness": "podcast" } })),
+    )
+    .unwrap();
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let result = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (result.body["kind"].as_str(), result.body["mime"].as_str()),
+        (Some("audio"), Some("audio/mp4")),
+        "{}",
+        result.body
+    );
+    let ms = result.body["duration_ms"].as_i64().unwrap();
+    assert!((3900..=4200).contains(&ms), "{ms}");
+    // The noise floor (the last second, after the speech) is far lower than before.
+    let file = dir.join("cleaned.m4a");
+    let bytes = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap()
+    .bytes;
+    std::fs::write(&file, bytes).unwrap();
+    let rms = |path: &std::path::Path| {
+        let s = moviola_media::audio::decode(path, |_| {}).unwrap();
+        let tail = &s[s.len() - 48_000 + 4_800..s.len() - 4_800];
+        (tail.iter().map(|v| f64::from(v[0]).powi(2)).sum::<f64>() / tail.len() as f64).sqrt()
+    };
+    let (before, after) = (rms(&noisy), rms(&file));
+    assert!(after < before / 4.0, "noise floor {before} → {after}");
+    // A bad combination is refused with the reason.
+    let res = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&json!({ "kind": "audio.cleanup", "input": asset, "params": { "denoise": false, "loudness": "off" } })),
+    )
+    .unwrap();
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("invalid_params")),
+        "{}",
+        res.body
+    );
+}

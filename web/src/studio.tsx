@@ -724,7 +724,8 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   }, []);
   const input = clip?.asset ? assets.find((a) => String(a.id) === clip.asset) : undefined;
   const request = () => {
-    const params = kind === "enhance.upscale" ? { scale } : { auto_levels: true, white_balance: true };
+    const params =
+      kind === "enhance.upscale" ? { scale } : kind === "audio.cleanup" ? { denoise: true, loudness: "streaming" } : { auto_levels: true, white_balance: true };
     const track = view.tracks.find((t) => t.kind === "video" && !t.locked);
     const body: any = { kind, input: input?.id, params };
     if (place && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
@@ -771,7 +772,7 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
           <label>
             <input type="checkbox" checked={place} onChange={(e) => setPlace(e.currentTarget.checked)} /> place on timeline
           </label>
-          <p class="muted">Input: {input ? input.name : "select a clip of an image or video asset"}</p>
+          <p class="muted">Input: {input ? input.name : "select a clip (an image for enhance.*, sound for audio.cleanup)"}</p>
           <button onClick={doEstimate} disabled={!input}>Estimate</button>
           {estimate && (
             <div class="estimate" role="status">

@@ -120,6 +120,39 @@ pub struct WaveformParams {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct CleanupParams {
+    /// RNNoise noise suppression.
+    #[serde(default = "yes")]
+    pub denoise: bool,
+    /// Integrated loudness target: `streaming` −14 LUFS, `podcast` −16 LUFS, or `off`.
+    #[serde(default = "default_loudness")]
+    pub loudness: Loudness,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loudness {
+    Streaming,
+    Podcast,
+    Off,
+}
+
+impl Loudness {
+    pub fn target_lufs(self) -> Option<f64> {
+        match self {
+            Loudness::Streaming => Some(-14.0),
+            Loudness::Podcast => Some(-16.0),
+            Loudness::Off => None,
+        }
+    }
+}
+
+fn default_loudness() -> Loudness {
+    Loudness::Streaming
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyParams {
     /// Lines of the proxy (144..=720).
     #[serde(default = "default_proxy_height")]
@@ -174,6 +207,7 @@ pub enum Params {
     Filmstrip(FilmstripParams),
     Waveform(WaveformParams),
     Proxy(ProxyParams),
+    Cleanup(CleanupParams),
     /// An export as a client asks for it (before the server adds the plan).
     ExportRequest(OutputSpec),
     /// An export as stored, ready to run.
@@ -193,6 +227,8 @@ pub enum JobKind {
     MediaProxy,
     /// The project's timeline rendered to a video file.
     ExportRender,
+    /// Dialogue clean-up: RNNoise, then loudness to a preset.
+    AudioCleanup,
 }
 
 /// What a finished job produced, stored as a new asset.
@@ -234,13 +270,14 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
         JobKind::MediaWaveform,
         JobKind::MediaProxy,
         JobKind::ExportRender,
+        JobKind::AudioCleanup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -251,6 +288,7 @@ impl JobKind {
             JobKind::MediaWaveform => "media.waveform",
             JobKind::MediaProxy => "media.proxy",
             JobKind::ExportRender => "export.render",
+            JobKind::AudioCleanup => "audio.cleanup",
         }
     }
 
@@ -259,7 +297,7 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor | JobKind::EnhanceUpscale => &["image"],
             JobKind::MediaFilmstrip | JobKind::MediaProxy => &["video"],
-            JobKind::MediaWaveform => &["video", "audio"],
+            JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
             // The project's timeline, not one asset.
             JobKind::ExportRender => &[],
         }
@@ -269,7 +307,7 @@ impl JobKind {
     pub fn is_media(self) -> bool {
         matches!(
             self,
-            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender
+            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender | JobKind::AudioCleanup
         )
     }
 
@@ -290,7 +328,7 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor => 1.0,
             JobKind::EnhanceUpscale => 2.0,
-            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender => 0.0,
+            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender | JobKind::AudioCleanup => 0.0,
         }
     }
 
@@ -306,6 +344,7 @@ impl JobKind {
             JobKind::MediaProxy => 20_000.0,
             // Per minute of output at 1920×1080.
             JobKind::ExportRender => 60_000.0,
+            JobKind::AudioCleanup => 6_000.0,
         }
     }
 
@@ -376,6 +415,18 @@ impl JobKind {
                     "quality": { "enum": ["draft", "standard", "high"], "default": "standard" },
                     "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
                     "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
+                }
+            }),
+            JobKind::AudioCleanup => json!({
+                "kind": self.name(),
+                "input": "video or audio with sound",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "output": "an M4A (AAC) audio asset",
+                "params": {
+                    "denoise": { "type": "boolean", "default": true, "about": "RNNoise noise suppression" },
+                    "loudness": { "enum": ["streaming", "podcast", "off"], "default": "streaming", "about": "−14 LUFS, −16 LUFS, or unchanged; peaks stay ≤ −1 dBFS" }
                 }
             }),
             JobKind::EnhanceUpscale => json!({
@@ -450,6 +501,13 @@ impl JobKind {
                 let p: OutputSpec = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
                 Ok(Params::ExportRequest(p))
             }
+            JobKind::AudioCleanup => {
+                let p: CleanupParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !p.denoise && p.loudness == Loudness::Off {
+                    return Err("nothing to do: enable denoise or choose a loudness preset".into());
+                }
+                Ok(Params::Cleanup(p))
+            }
         }
     }
 
@@ -519,7 +577,12 @@ impl JobKind {
                 let h = (height as f64 * p.scale as f64).round() as u32;
                 (w, h, p.tier, 3 * 4 * 8)
             }
-            Params::Filmstrip(_) | Params::Waveform(_) | Params::Proxy(_) | Params::ExportRequest(_) | Params::Export(_) => {
+            Params::Filmstrip(_)
+            | Params::Waveform(_)
+            | Params::Proxy(_)
+            | Params::Cleanup(_)
+            | Params::ExportRequest(_)
+            | Params::Export(_) => {
                 unreachable!("media kinds return above")
             }
         };
@@ -782,6 +845,7 @@ pub fn run_media(
         Params::Filmstrip(_) => ("png", "image/png", "image"),
         Params::Waveform(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
+        Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
         Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
         _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
@@ -809,6 +873,16 @@ pub fn run_media(
             limits = limits.render();
             vec!["proxy".into(), input.into(), out.clone().into(), p.height.to_string().into()]
         }
+        Params::Cleanup(p) => {
+            limits = limits.render();
+            vec![
+                "cleanup".into(),
+                input.into(),
+                out.clone().into(),
+                p.denoise.to_string().into(),
+                p.loudness.target_lufs().map_or("off".to_string(), |t| t.to_string()).into(),
+            ]
+        }
         Params::Export(job) => {
             limits = limits.render();
             // For an export the "input" is the media folder its assets are resolved in.
@@ -827,7 +901,7 @@ pub fn run_media(
     let _ = std::fs::remove_dir_all(out.with_extension("work"));
     let result = answer.and_then(|v| {
         let (width, height) = (v["width"].as_u64().unwrap_or(0) as u32, v["height"].as_u64().unwrap_or(0) as u32);
-        if asset_kind == "video" {
+        if asset_kind == "video" || asset_kind == "audio" {
             if !out.exists() {
                 return Err(RunError::Failed("the worker wrote no result".into()));
             }
@@ -836,6 +910,7 @@ pub fn run_media(
                     let preset = job.output.preset.map(|p| p.name()).unwrap_or("custom");
                     format!("export-{preset}-{width}x{height}.{ext}")
                 }
+                Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
                 _ => format!("proxy-{height}p.{ext}"),
             };
             return Ok(JobOutput {

@@ -9,7 +9,7 @@
 //! frame no longer uses it.
 
 mod picture;
-mod sources;
+pub(crate) mod sources;
 pub mod spec;
 mod titles;
 
@@ -48,7 +48,7 @@ pub fn frame_count(plan: &ExportPlan) -> u64 {
     ((a + b - 1) / b) as u64
 }
 
-fn encode_err(what: &str) -> impl Fn(ff::Error) -> MediaError + '_ {
+pub(crate) fn encode_err(what: &str) -> impl Fn(ff::Error) -> MediaError + '_ {
     move |e| MediaError::Encode(format!("{what}: {e}"))
 }
 
@@ -60,12 +60,12 @@ struct VideoOut {
     converter: Option<ff::software::scaling::Context>,
 }
 
-struct AudioOut {
-    encoder: ff::encoder::Audio,
-    stream: usize,
-    tb: ff::Rational,
-    format: ff::format::Sample,
-    frame_size: usize,
+pub(crate) struct AudioOut {
+    pub(crate) encoder: ff::encoder::Audio,
+    pub(crate) stream: usize,
+    pub(crate) tb: ff::Rational,
+    pub(crate) format: ff::format::Sample,
+    pub(crate) frame_size: usize,
 }
 
 fn open_video(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<VideoOut, MediaError> {
@@ -148,7 +148,7 @@ fn open_video(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<
     })
 }
 
-fn open_audio(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<AudioOut, MediaError> {
+pub(crate) fn open_audio(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<AudioOut, MediaError> {
     use ff::format::Sample;
     use ff::format::sample::Type::{Packed, Planar};
     let (name, format) = match out.audio_codec {
@@ -192,7 +192,7 @@ fn open_audio(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<
 
 /// Moves encoded packets to the muxer: stream index, timestamps in the stream's time base
 /// (known only after the header is written), a duration on every packet.
-fn drain(
+pub(crate) fn drain(
     encoder: &mut ff::codec::encoder::Encoder,
     stream: usize,
     enc_tb: ff::Rational,
@@ -346,7 +346,7 @@ impl Renderer<'_> {
     }
 }
 
-fn audio_frame(samples: &[[f32; 2]], format: ff::format::Sample, rate: u32, pts: i64) -> ff::util::frame::Audio {
+pub(crate) fn audio_frame(samples: &[[f32; 2]], format: ff::format::Sample, rate: u32, pts: i64) -> ff::util::frame::Audio {
     use ff::format::Sample;
     let mut frame = ff::util::frame::Audio::new(format, samples.len(), ff::ChannelLayout::STEREO);
     frame.set_rate(rate);

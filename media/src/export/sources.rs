@@ -158,7 +158,7 @@ impl VideoReader {
 
 /// Sound of one source as stereo `f32` at the output rate, addressed by sample index from the
 /// source's start. Silence before the start and after the end.
-pub(super) struct AudioReader {
+pub(crate) struct AudioReader {
     ictx: ff::format::context::Input,
     index: usize,
     decoder: ff::decoder::Audio,
@@ -177,7 +177,7 @@ pub(super) struct AudioReader {
 
 impl AudioReader {
     /// `Ok(None)` when the source has no sound.
-    pub(super) fn open(path: &Path, rate: u32) -> Result<Option<AudioReader>, MediaError> {
+    pub(crate) fn open(path: &Path, rate: u32) -> Result<Option<AudioReader>, MediaError> {
         let ictx = open_input(path)?;
         let Some(stream) = ictx.streams().best(Type::Audio) else {
             return Ok(None);
@@ -270,6 +270,22 @@ impl AudioReader {
             }
         }
         Ok(true)
+    }
+
+    /// Every sample from the start to the end, calling `progress` with the samples read.
+    pub(crate) fn read_to_end(mut self, mut progress: impl FnMut(usize)) -> Result<Vec<[f32; 2]>, MediaError> {
+        let mut out = Vec::new();
+        while self.fill()? {
+            let base = self.base.unwrap_or(0).max(0) as usize;
+            // Timestamps decide where samples go; a gap is silence.
+            if out.len() < base {
+                out.resize(base, [0.0; 2]);
+            }
+            out.extend(self.fifo.drain(..));
+            self.base = Some(out.len() as i64);
+            progress(out.len());
+        }
+        Ok(out)
     }
 
     /// The sample at `index`. Calls should move forward; a step back or a long jump seeks.
