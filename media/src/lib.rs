@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod export;
+pub mod filter;
 pub mod probe;
 pub mod thumbnail;
 pub mod waveform;

@@ -73,6 +73,20 @@ pub fn main(args: &[String]) -> i32 {
             })
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
+        ["stabilize", input, output, smoothing] => {
+            let smoothing = smoothing.parse().unwrap_or(30);
+            let mut report = throttled_progress();
+            scratch_for(Path::new(output)).and_then(|scratch| {
+                moviola_media::filter::stabilize(Path::new(input), Path::new(output), &scratch, smoothing, &mut report).and_then(|r| {
+                    let info = moviola_media::probe(Path::new(output))?;
+                    let t = moviola_media::thumbnail(Path::new(output), info.duration_ms.unwrap_or(0) / 2, 320)?;
+                    if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {
+                        let _ = img.save_with_format(Path::new(output).with_extension("thumb.png"), image::ImageFormat::Png);
+                    }
+                    Ok(json!({ "width": r.width, "height": r.height, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
+                })
+            })
+        }
         ["cleanup", input, output, denoise, target] => {
             let target = target.parse::<f64>().ok();
             let mut last = u64::MAX;
@@ -98,7 +112,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING"
             );
             return 64;
         }

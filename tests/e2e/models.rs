@@ -224,3 +224,72 @@ async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
         res.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stabilize_steadies_an_uploaded_video_into_a_new_asset() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Handheld");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shaky = dir.join("shaky.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("mandelbrot=size=400x260:rate=25,trim=duration=2,crop=w=320:h=200:x='40+22*sin(t*9)':y='30+15*sin(t*7+1)'")
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&shaky)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let asset = upload(port, &ana, project, &std::fs::read(&shaky).unwrap(), "shaky.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let res = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&json!({ "kind": "enhance.stabilize", "input": asset })),
+    )
+    .unwrap();
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let result = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            result.body["kind"].as_str(),
+            result.body["width"].as_i64(),
+            result.body["height"].as_i64()
+        ),
+        (Some("video"), Some(320), Some(200)),
+        "{}",
+        result.body
+    );
+    let thumb = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/thumbnail", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(thumb.status, 200);
+    let res = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&json!({ "kind": "enhance.stabilize", "input": asset, "params": { "smoothing": 1000 } })),
+    )
+    .unwrap();
+    assert_eq!((res.status, res.body["error"]["code"].as_str()), (400, Some("invalid_params")));
+}

@@ -120,6 +120,18 @@ pub struct WaveformParams {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct StabilizeParams {
+    /// Frames each side the camera path is smoothed over (5..=120).
+    #[serde(default = "default_smoothing")]
+    pub smoothing: u32,
+}
+
+fn default_smoothing() -> u32 {
+    30
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CleanupParams {
     /// RNNoise noise suppression.
     #[serde(default = "yes")]
@@ -208,6 +220,7 @@ pub enum Params {
     Waveform(WaveformParams),
     Proxy(ProxyParams),
     Cleanup(CleanupParams),
+    Stabilize(StabilizeParams),
     /// An export as a client asks for it (before the server adds the plan).
     ExportRequest(OutputSpec),
     /// An export as stored, ready to run.
@@ -229,6 +242,8 @@ pub enum JobKind {
     ExportRender,
     /// Dialogue clean-up: RNNoise, then loudness to a preset.
     AudioCleanup,
+    /// Shaky footage steadied (FFmpeg's vidstab, two passes).
+    EnhanceStabilize,
 }
 
 /// What a finished job produced, stored as a new asset.
@@ -270,7 +285,7 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
@@ -278,6 +293,7 @@ impl JobKind {
         JobKind::MediaProxy,
         JobKind::ExportRender,
         JobKind::AudioCleanup,
+        JobKind::EnhanceStabilize,
     ];
 
     pub fn name(self) -> &'static str {
@@ -289,6 +305,7 @@ impl JobKind {
             JobKind::MediaProxy => "media.proxy",
             JobKind::ExportRender => "export.render",
             JobKind::AudioCleanup => "audio.cleanup",
+            JobKind::EnhanceStabilize => "enhance.stabilize",
         }
     }
 
@@ -296,7 +313,7 @@ impl JobKind {
     pub fn input_kinds(self) -> &'static [&'static str] {
         match self {
             JobKind::EnhanceColor | JobKind::EnhanceUpscale => &["image"],
-            JobKind::MediaFilmstrip | JobKind::MediaProxy => &["video"],
+            JobKind::MediaFilmstrip | JobKind::MediaProxy | JobKind::EnhanceStabilize => &["video"],
             JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
             // The project's timeline, not one asset.
             JobKind::ExportRender => &[],
@@ -307,7 +324,12 @@ impl JobKind {
     pub fn is_media(self) -> bool {
         matches!(
             self,
-            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender | JobKind::AudioCleanup
+            JobKind::MediaFilmstrip
+                | JobKind::MediaWaveform
+                | JobKind::MediaProxy
+                | JobKind::ExportRender
+                | JobKind::AudioCleanup
+                | JobKind::EnhanceStabilize
         )
     }
 
@@ -328,7 +350,12 @@ impl JobKind {
         match self {
             JobKind::EnhanceColor => 1.0,
             JobKind::EnhanceUpscale => 2.0,
-            JobKind::MediaFilmstrip | JobKind::MediaWaveform | JobKind::MediaProxy | JobKind::ExportRender | JobKind::AudioCleanup => 0.0,
+            JobKind::MediaFilmstrip
+            | JobKind::MediaWaveform
+            | JobKind::MediaProxy
+            | JobKind::ExportRender
+            | JobKind::AudioCleanup
+            | JobKind::EnhanceStabilize => 0.0,
         }
     }
 
@@ -345,6 +372,7 @@ impl JobKind {
             // Per minute of output at 1920×1080.
             JobKind::ExportRender => 60_000.0,
             JobKind::AudioCleanup => 6_000.0,
+            JobKind::EnhanceStabilize => 90_000.0,
         }
     }
 
@@ -415,6 +443,17 @@ impl JobKind {
                     "quality": { "enum": ["draft", "standard", "high"], "default": "standard" },
                     "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
                     "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
+                }
+            }),
+            JobKind::EnhanceStabilize => json!({
+                "kind": self.name(),
+                "input": "video",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "output": "an MP4 (H.264 + AAC) video asset",
+                "params": {
+                    "smoothing": { "type": "integer", "minimum": 5, "maximum": 120, "default": 30, "about": "frames each side the camera path is smoothed over" }
                 }
             }),
             JobKind::AudioCleanup => json!({
@@ -501,6 +540,13 @@ impl JobKind {
                 let p: OutputSpec = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
                 Ok(Params::ExportRequest(p))
             }
+            JobKind::EnhanceStabilize => {
+                let p: StabilizeParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(5..=120).contains(&p.smoothing) {
+                    return Err(format!("smoothing must be 5..=120 frames, got {}", p.smoothing));
+                }
+                Ok(Params::Stabilize(p))
+            }
             JobKind::AudioCleanup => {
                 let p: CleanupParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
                 if !p.denoise && p.loudness == Loudness::Off {
@@ -581,6 +627,7 @@ impl JobKind {
             | Params::Waveform(_)
             | Params::Proxy(_)
             | Params::Cleanup(_)
+            | Params::Stabilize(_)
             | Params::ExportRequest(_)
             | Params::Export(_) => {
                 unreachable!("media kinds return above")
@@ -846,6 +893,7 @@ pub fn run_media(
         Params::Waveform(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
         Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
+        Params::Stabilize(_) => ("mp4", "video/mp4", "video"),
         Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
         _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
@@ -883,6 +931,10 @@ pub fn run_media(
                 p.loudness.target_lufs().map_or("off".to_string(), |t| t.to_string()).into(),
             ]
         }
+        Params::Stabilize(p) => {
+            limits = limits.render();
+            vec!["stabilize".into(), input.into(), out.clone().into(), p.smoothing.to_string().into()]
+        }
         Params::Export(job) => {
             limits = limits.render();
             // For an export the "input" is the media folder its assets are resolved in.
@@ -911,6 +963,7 @@ pub fn run_media(
                     format!("export-{preset}-{width}x{height}.{ext}")
                 }
                 Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
+                Params::Stabilize(_) => format!("stabilized.{ext}"),
                 _ => format!("proxy-{height}p.{ext}"),
             };
             return Ok(JobOutput {

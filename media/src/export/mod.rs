@@ -52,12 +52,14 @@ pub(crate) fn encode_err(what: &str) -> impl Fn(ff::Error) -> MediaError + '_ {
     move |e| MediaError::Encode(format!("{what}: {e}"))
 }
 
-struct VideoOut {
-    encoder: ff::encoder::Video,
-    stream: usize,
-    tb: ff::Rational,
+pub(crate) struct VideoOut {
+    pub(crate) encoder: ff::encoder::Video,
+    pub(crate) stream: usize,
+    pub(crate) tb: ff::Rational,
     format: Pixel,
     converter: Option<ff::software::scaling::Context>,
+    /// The next frame's index (pts in `tb`), for callers that number frames themselves.
+    pub(crate) next_index: i64,
 }
 
 pub(crate) struct AudioOut {
@@ -68,7 +70,7 @@ pub(crate) struct AudioOut {
     pub(crate) frame_size: usize,
 }
 
-fn open_video(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<VideoOut, MediaError> {
+pub(crate) fn open_video(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<VideoOut, MediaError> {
     let (name, format) = match out.video_codec {
         VideoCodec::H264 => ("libx264", Pixel::YUV420P),
         VideoCodec::H265 => ("libx265", Pixel::YUV420P),
@@ -145,6 +147,7 @@ fn open_video(octx: &mut ff::format::context::Output, out: &Resolved) -> Result<
         tb: ff::Rational(rate.den as i32, rate.num as i32),
         format,
         converter: None,
+        next_index: 0,
     })
 }
 

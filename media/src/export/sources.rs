@@ -289,7 +289,7 @@ impl AudioReader {
     }
 
     /// The sample at `index`. Calls should move forward; a step back or a long jump seeks.
-    pub(super) fn sample(&mut self, index: i64) -> Result<[f32; 2], MediaError> {
+    pub(crate) fn sample(&mut self, index: i64) -> Result<[f32; 2], MediaError> {
         if index < 0 {
             return Ok([0.0; 2]);
         }

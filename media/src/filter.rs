@@ -1,0 +1,314 @@
+//! A video through an FFmpeg filter graph: decode (threaded, turned upright by its display
+//! matrix), filter, and either encode (H.264 + the sound as AAC, timestamps kept) or only run
+//! the graph for its side effects (an analysis pass). `stabilize` is vidstab's two passes.
+
+use std::path::Path;
+
+use ff::format::Pixel;
+use ff::media::Type;
+use ffmpeg_next as ff;
+
+use crate::MediaError;
+use crate::export::{self, AudioCodec, Quality, Resolved};
+
+/// What a filter pass produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FilterReport {
+    pub frames: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Runs `graph` over the video of `input`. With `output`, encodes the result (H.264 CRF 18
+/// + AAC); without, only runs the graph. `progress(done, total)` in frames; `false` cancels.
+pub fn filter_video(
+    input: &Path,
+    output: Option<&Path>,
+    graph: &str,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<FilterReport, MediaError> {
+    crate::init();
+    let info = crate::probe(input)?;
+    let v = info.video().ok_or(MediaError::NoStream("video"))?.clone();
+    let expected = {
+        let (n, d) = v.frame_rate;
+        let fps = if n > 0 && d > 0 { f64::from(n) / f64::from(d) } else { 30.0 };
+        ((info.duration_ms.unwrap_or(0) as f64 / 1000.0) * fps).ceil().max(1.0) as u64
+    };
+    let mut ictx = ff::format::input(input).map_err(|e| MediaError::NotMedia(e.to_string()))?;
+    let stream = ictx.streams().best(Type::Video).ok_or(MediaError::NoStream("video"))?;
+    let (index, tb) = (stream.index(), stream.time_base());
+    let rotation = crate::probe::stream_rotation(&stream);
+    let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())?;
+    ctx.set_threading(ff::threading::Config {
+        kind: ff::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let mut decoder = ctx.decoder().video()?;
+    // Upright first, as players show it (the ffmpeg CLI's autorotate).
+    let upright = match rotation.rem_euclid(360) {
+        90 => "transpose=cclock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=clock,",
+        _ => "",
+    };
+    let mut filters: Option<ff::filter::Graph> = None;
+    let mut out: Option<(
+        ff::format::context::Output,
+        export::VideoOut,
+        Option<(export::AudioOut, export::sources::AudioReader)>,
+    )> = None;
+    let mut frames = 0u64;
+    let (mut width, mut height) = (0, 0);
+    let mut decoded = ff::util::frame::video::Video::empty();
+    let mut filtered = ff::util::frame::video::Video::empty();
+    let mut samples_sent = 0i64;
+    let mut eof = false;
+    loop {
+        // Feed the decoder, or signal its end.
+        if !eof {
+            match ictx.packets().next() {
+                Some((s, packet)) if s.index() == index => {
+                    let _ = decoder.send_packet(&packet);
+                }
+                Some(_) => continue,
+                None => {
+                    let _ = decoder.send_eof();
+                    eof = true;
+                }
+            }
+        }
+        let mut got_any = false;
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            got_any = true;
+            let ts = decoded.timestamp();
+            if ts.is_some() {
+                decoded.set_pts(ts);
+            }
+            let graph = match &mut filters {
+                Some(g) => g,
+                None => {
+                    let mut g = ff::filter::Graph::new();
+                    let sar = decoded.aspect_ratio();
+                    let sar = if sar.numerator() > 0 { sar } else { ff::Rational(1, 1) };
+                    g.add(
+                        &ff::filter::find("buffer").ok_or_else(|| MediaError::Encode("no buffer filter".into()))?,
+                        "in",
+                        &format!(
+                            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+                            decoded.width(),
+                            decoded.height(),
+                            i32::from(ff::ffi::AVPixelFormat::from(decoded.format()) as i32),
+                            tb.numerator(),
+                            tb.denominator(),
+                            sar.numerator(),
+                            sar.denominator()
+                        ),
+                    )?;
+                    g.add(
+                        &ff::filter::find("buffersink").ok_or_else(|| MediaError::Encode("no buffersink".into()))?,
+                        "out",
+                        "",
+                    )?;
+                    g.output("in", 0)?
+                        .input("out", 0)?
+                        .parse(&format!("{upright}{graph},format=yuv420p"))
+                        .map_err(|e| MediaError::Encode(format!("the filter graph {graph:?}: {e}")))?;
+                    g.validate()?;
+                    filters.insert(g)
+                }
+            };
+            graph.get("in").expect("added").source().add(&decoded)?;
+            drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
+                frames += 1;
+                (width, height) = (f.width(), f.height());
+                if let Some(path) = output {
+                    write_frame(path, &mut out, f, &info, &v, input, &mut samples_sent)?;
+                }
+                Ok(())
+            })?;
+            if !progress(frames, expected.max(frames)) {
+                if let Some(path) = output {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(MediaError::Cancelled);
+            }
+        }
+        if eof && !got_any {
+            break;
+        }
+    }
+    let graph = filters
+        .as_mut()
+        .ok_or_else(|| MediaError::Decode("no frame could be decoded".into()))?;
+    graph.get("in").expect("added").source().flush()?;
+    drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
+        frames += 1;
+        (width, height) = (f.width(), f.height());
+        if let Some(path) = output {
+            write_frame(path, &mut out, f, &info, &v, input, &mut samples_sent)?;
+        }
+        Ok(())
+    })?;
+    if let Some((mut octx, mut vout, audio)) = out {
+        vout.encoder.send_eof().map_err(export::encode_err("video encoder"))?;
+        export::drain(&mut vout.encoder, vout.stream, vout.tb, 1, &mut octx)?;
+        if let Some((mut aout, mut reader)) = audio {
+            // The rest of the sound, to the end of the picture.
+            let end = (frames as f64 / fps_of(&v) * 48_000.0).round() as i64;
+            send_audio(&mut aout, &mut reader, &mut samples_sent, end, true, &mut octx)?;
+            aout.encoder.send_eof().map_err(export::encode_err("audio encoder"))?;
+            export::drain(&mut aout.encoder, aout.stream, aout.tb, aout.frame_size as i64, &mut octx)?;
+        }
+        octx.write_trailer().map_err(export::encode_err("cannot finish the file"))?;
+    }
+    progress(frames, frames);
+    Ok(FilterReport { frames, width, height })
+}
+
+fn fps_of(v: &crate::StreamInfo) -> f64 {
+    let (n, d) = v.frame_rate;
+    if n > 0 && d > 0 { f64::from(n) / f64::from(d) } else { 30.0 }
+}
+
+fn drain_sink(
+    graph: &mut ff::filter::Graph,
+    frame: &mut ff::util::frame::video::Video,
+    each: &mut dyn FnMut(&ff::util::frame::video::Video) -> Result<(), MediaError>,
+) -> Result<(), MediaError> {
+    while graph.get("out").expect("added").sink().frame(frame).is_ok() {
+        each(frame)?;
+    }
+    Ok(())
+}
+
+type Out = (
+    ff::format::context::Output,
+    export::VideoOut,
+    Option<(export::AudioOut, export::sources::AudioReader)>,
+);
+
+/// Encodes one filtered frame, opening the output at the first (its size is the graph's), and
+/// the sound up to the frame's time.
+fn write_frame(
+    path: &Path,
+    out: &mut Option<Out>,
+    frame: &ff::util::frame::video::Video,
+    info: &crate::MediaInfo,
+    v: &crate::StreamInfo,
+    input: &Path,
+    samples_sent: &mut i64,
+) -> Result<(), MediaError> {
+    if out.is_none() {
+        let (n, d) = v.frame_rate;
+        let rate = if n > 0 && d > 0 {
+            moviola_crdt::time::FrameRate {
+                num: i64::from(n),
+                den: i64::from(d),
+            }
+        } else {
+            moviola_crdt::time::FrameRate { num: 30, den: 1 }
+        };
+        let spec = Resolved {
+            width: frame.width(),
+            height: frame.height(),
+            frame_rate: rate,
+            sample_rate: 48_000,
+            container: export::Container::Mp4,
+            video_codec: export::VideoCodec::H264,
+            audio_codec: AudioCodec::Aac,
+            fit: export::Fit::Pad,
+            quality: Quality::High,
+            video_bitrate_kbps: None,
+            audio_bitrate_kbps: 192,
+        };
+        let mut octx = ff::format::output_as(path, "mp4").map_err(export::encode_err("cannot create the output file"))?;
+        let vout = export::open_video(&mut octx, &spec)?;
+        let audio = match (info.audio(), export::sources::AudioReader::open(input, 48_000)?) {
+            (Some(_), Some(reader)) => Some((export::open_audio(&mut octx, &spec)?, reader)),
+            _ => None,
+        };
+        let mut header = ff::Dictionary::new();
+        header.set("movflags", "+faststart");
+        octx.write_header_with(header)
+            .map_err(export::encode_err("cannot write the header"))?;
+        *out = Some((octx, vout, audio));
+    }
+    let (octx, vout, audio) = out.as_mut().expect("opened");
+    // Frame pts count output frames at the stream's rate (a CFR result).
+    let index = vout.next_index;
+    vout.next_index += 1;
+    let mut f = frame.clone();
+    f.set_pts(Some(index));
+    f.set_kind(ff::picture::Type::None);
+    if f.format() != Pixel::YUV420P {
+        return Err(MediaError::Encode("the filter graph did not give yuv420p".into()));
+    }
+    vout.encoder.send_frame(&f).map_err(export::encode_err("video encoder"))?;
+    export::drain(&mut vout.encoder, vout.stream, vout.tb, 1, octx)?;
+    if let Some((aout, reader)) = audio {
+        let upto = ((index + 1) as f64 / fps_of(v) * 48_000.0).round() as i64;
+        send_audio(aout, reader, samples_sent, upto, false, octx)?;
+    }
+    Ok(())
+}
+
+fn send_audio(
+    aout: &mut export::AudioOut,
+    reader: &mut export::sources::AudioReader,
+    sent: &mut i64,
+    upto: i64,
+    last: bool,
+    octx: &mut ff::format::context::Output,
+) -> Result<(), MediaError> {
+    while *sent < upto && (last || *sent + aout.frame_size as i64 <= upto) {
+        let n = (aout.frame_size as i64).min(upto - *sent) as usize;
+        let buf: Vec<[f32; 2]> = (0..n).map(|i| reader.sample(*sent + i as i64)).collect::<Result<_, _>>()?;
+        let frame = export::audio_frame(&buf, aout.format, 48_000, *sent);
+        aout.encoder.send_frame(&frame).map_err(export::encode_err("audio encoder"))?;
+        *sent += n as i64;
+        export::drain(&mut aout.encoder, aout.stream, aout.tb, n as i64, octx)?;
+    }
+    Ok(())
+}
+
+/// Stabilises shaky footage with vidstab: a detection pass writes the camera path (to
+/// `scratch`), a transform pass smooths it (`smoothing` frames each side), zooming just enough
+/// to hide the moving borders. `progress` covers both passes.
+pub fn stabilize(
+    input: &Path,
+    output: &Path,
+    scratch: &Path,
+    smoothing: u32,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<FilterReport, MediaError> {
+    std::fs::create_dir_all(scratch).map_err(|e| MediaError::Encode(format!("cannot create {}: {e}", scratch.display())))?;
+    let trf = scratch.join("transforms.trf");
+    // The path goes into a filter argument: only plain characters are allowed in it.
+    let trf_arg = trf.to_string_lossy().to_string();
+    if trf_arg.contains([':', '\'', ',', ';', '[', ']', '\\']) {
+        return Err(MediaError::Encode(format!(
+            "the scratch path {trf_arg:?} cannot be passed to vidstab"
+        )));
+    }
+    let mut total_seen = 0u64;
+    filter_video(
+        input,
+        None,
+        &format!("vidstabdetect=shakiness=8:accuracy=15:result={trf_arg}"),
+        &mut |d, t| {
+            total_seen = t;
+            progress(d, t * 2)
+        },
+    )?;
+    let first = total_seen;
+    let report = filter_video(
+        input,
+        Some(output),
+        &format!("vidstabtransform=input={trf_arg}:smoothing={smoothing}:optzoom=1:interpol=bicubic,unsharp=5:5:0.6:3:3:0.3"),
+        &mut |d, t| progress(first + d, first + t),
+    );
+    let _ = std::fs::remove_file(&trf);
+    report
+}
