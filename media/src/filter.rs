@@ -19,6 +19,9 @@ pub struct FilterReport {
     pub height: u32,
 }
 
+/// A per-frame transform on 8-bit RGB: `(width, height, pixels) → (width, height, pixels)`.
+pub type RgbTransform<'a> = &'a mut dyn FnMut(u32, u32, Vec<u8>) -> Result<(u32, u32, Vec<u8>), MediaError>;
+
 /// Runs `graph` over the video of `input`. With `output`, encodes the result (H.264 CRF 18
 /// + AAC); without, only runs the graph. `progress(done, total)` in frames; `false` cancels.
 pub fn filter_video(
@@ -27,6 +30,51 @@ pub fn filter_video(
     graph: &str,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
+    filter_video_with(input, output, graph, None, progress)
+}
+
+/// Like [`filter_video`], with every filtered frame passed through `transform` (as RGB) before
+/// it is encoded — how a learned model runs on footage.
+pub fn filter_video_with(
+    input: &Path,
+    output: Option<&Path>,
+    graph: &str,
+    mut transform: Option<RgbTransform<'_>>,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<FilterReport, MediaError> {
+    let out_format = if transform.is_some() { "rgb24" } else { "yuv420p" };
+    let mut to_yuv: Option<((u32, u32), ff::software::scaling::Context)> = None;
+    let mut apply = |f: &ff::util::frame::video::Video| -> Result<ff::util::frame::video::Video, MediaError> {
+        let Some(t) = transform.as_mut() else { return Ok(f.clone()) };
+        let (w, h) = (f.width(), f.height());
+        let stride = f.stride(0);
+        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+        for row in 0..h as usize {
+            rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w as usize * 3]);
+        }
+        let (ow, oh, pixels) = t(w, h, rgb)?;
+        let mut frame = ff::util::frame::video::Video::new(Pixel::RGB24, ow, oh);
+        let stride = frame.stride(0);
+        for row in 0..oh as usize {
+            frame.data_mut(0)[row * stride..row * stride + ow as usize * 3]
+                .copy_from_slice(&pixels[row * ow as usize * 3..(row + 1) * ow as usize * 3]);
+        }
+        if to_yuv.as_ref().is_none_or(|(size, _)| *size != (ow, oh)) {
+            let scaler = ff::software::scaling::Context::get(
+                Pixel::RGB24,
+                ow,
+                oh,
+                Pixel::YUV420P,
+                ow & !1,
+                oh & !1,
+                ff::software::scaling::flag::Flags::BICUBIC,
+            )?;
+            to_yuv = Some(((ow, oh), scaler));
+        }
+        let mut yuv = ff::util::frame::video::Video::empty();
+        to_yuv.as_mut().expect("set").1.run(&frame, &mut yuv)?;
+        Ok(yuv)
+    };
     crate::init();
     let info = crate::probe(input)?;
     let v = info.video().ok_or(MediaError::NoStream("video"))?.clone();
@@ -113,7 +161,7 @@ pub fn filter_video(
                     )?;
                     g.output("in", 0)?
                         .input("out", 0)?
-                        .parse(&format!("{upright}{graph},format=yuv420p"))
+                        .parse(&format!("{upright}{graph},format={out_format}"))
                         .map_err(|e| MediaError::Encode(format!("the filter graph {graph:?}: {e}")))?;
                     g.validate()?;
                     filters.insert(g)
@@ -124,7 +172,7 @@ pub fn filter_video(
                 frames += 1;
                 (width, height) = (f.width(), f.height());
                 if let Some(path) = output {
-                    write_frame(path, &mut out, f, &info, &v, input, &mut samples_sent)?;
+                    write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
                 }
                 Ok(())
             })?;
@@ -147,7 +195,7 @@ pub fn filter_video(
         frames += 1;
         (width, height) = (f.width(), f.height());
         if let Some(path) = output {
-            write_frame(path, &mut out, f, &info, &v, input, &mut samples_sent)?;
+            write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
         }
         Ok(())
     })?;

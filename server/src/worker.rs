@@ -73,6 +73,7 @@ pub fn main(args: &[String]) -> i32 {
             })
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
+        ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
         ["stabilize", input, output, smoothing] => {
             let smoothing = smoothing.parse().unwrap_or(30);
             let mut report = throttled_progress();
@@ -112,7 +113,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER"
             );
             return 64;
         }
@@ -170,6 +171,49 @@ fn export(job: &Path, output: &Path) -> Result<Value, moviola_media::MediaError>
     let mut report = throttled_progress();
     let r = moviola_media::export::export(&job.plan, &resolve, &job.resolved, output, &scratch, &mut report)?;
     answer(&r, output)
+}
+
+/// `worker upscale`: footage upscaled frame by frame, by Real-ESRGAN (burn, CPU backend) or
+/// FFmpeg's scaler.
+fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, filter: &str) -> Result<Value, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    let scale: f64 = scale.parse().map_err(|_| MediaError::Spec(format!("bad scale {scale:?}")))?;
+    let mut report = throttled_progress();
+    let (input, output) = (Path::new(input), Path::new(output));
+    let r = if model == "realesrgan" {
+        use moviola_models::backend::{Cpu, CpuDevice};
+        let record = moviola_actors::jobs::kinds::esrgan_record(Path::new(models));
+        let net = moviola_models::esrgan::SrVggNetCompact::<Cpu>::load(&record.with_extension(""), &CpuDevice)
+            .map_err(|e| MediaError::Spec(format!("cannot load realesrgan ({e}): run `moviola models fetch realesrgan`")))?;
+        let upscaler = moviola_models::esrgan::Upscaler {
+            net,
+            scale: scale as usize,
+        };
+        let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<(u32, u32, Vec<u8>), MediaError> {
+            let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
+            let out = upscaler
+                .upscale(
+                    frame.to_tensor::<Cpu>(&CpuDevice),
+                    moviola_actors::jobs::kinds::ESRGAN_TILE,
+                    &mut moviola_models::NoProgress,
+                )
+                .ok_or(MediaError::Cancelled)?;
+            let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
+            Ok((out.width, out.height, out.data))
+        };
+        moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?
+    } else {
+        let flags = if filter == "bicubic" { "bicubic" } else { "lanczos" };
+        let graph = format!("scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2:flags={flags}");
+        moviola_media::filter::filter_video(input, Some(output), &graph, &mut report)?
+    };
+    let info = moviola_media::probe(output)?;
+    let (w, h) = info.display_size().unwrap_or((r.width, r.height));
+    let t = moviola_media::thumbnail(output, info.duration_ms.unwrap_or(0) / 2, 320)?;
+    if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {
+        let _ = img.save_with_format(output.with_extension("thumb.png"), image::ImageFormat::Png);
+    }
+    Ok(json!({ "width": w, "height": h, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
 }
 
 /// Temporary files of a render go in `OUTPUT.work/`, which the server removes when the worker

@@ -293,3 +293,79 @@ async fn stabilize_steadies_an_uploaded_video_into_a_new_asset() {
     .unwrap();
     assert_eq!((res.status, res.body["error"]["code"].as_str()), (400, Some("invalid_params")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_is_upscaled_frame_by_frame() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Tiny footage");
+    copy_dir(&fetched_models().join("realesrgan"), &server.data_dir.join("models/realesrgan"));
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("tiny.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=10:duration=0.5",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.5",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "tiny.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    for (params, size, model) in [
+        (json!({ "scale": 4 }), (256, 192), "realesrgan"),
+        (json!({ "scale": 2, "model": "classical" }), (128, 96), "classical"),
+    ] {
+        let res = request(
+            port,
+            "POST",
+            &format!("/api/v1/projects/{project}/jobs"),
+            Some(&ana.token),
+            Some(&json!({ "kind": "enhance.upscale", "input": asset, "params": params })),
+        )
+        .unwrap();
+        assert_eq!(res.status, 201, "{}", res.body);
+        assert_eq!(res.body["job"]["params"]["model"], model);
+        let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+        assert_eq!(fin["state"], "succeeded", "{fin}");
+        let out = request(
+            port,
+            "GET",
+            &format!("/api/v1/assets/{}", fin["result_asset"]),
+            Some(&ana.token),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.body["kind"].as_str(), out.body["width"].as_i64(), out.body["height"].as_i64()),
+            (Some("video"), Some(size.0), Some(size.1)),
+            "{}",
+            out.body
+        );
+        let streams = out.body.to_string();
+        assert!(streams.contains("\"h264\"") || out.body["mime"] == "video/mp4", "{streams}");
+    }
+}

@@ -42,13 +42,15 @@ pub struct BurnExecutor<B: Backend> {
 
 impl<B: Backend> Executor for BurnExecutor<B> {
     fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<JobOutput, RunError> {
-        if job.kind.is_media() {
+        // Footage (an input with a length) is decoded only in the media worker, whatever the kind.
+        if job.kind.is_media() || job.duration_ms > 0 {
             let scratch = job.scratch.clone();
             return kinds::run_media(
                 job.kind,
                 &job.params,
                 &job.input_path,
                 job.duration_ms,
+                &self.models_dir,
                 &scratch,
                 &self.worker,
                 job.estimate_credits,

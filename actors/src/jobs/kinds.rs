@@ -312,7 +312,9 @@ impl JobKind {
     /// Asset kinds the job takes as input.
     pub fn input_kinds(self) -> &'static [&'static str] {
         match self {
-            JobKind::EnhanceColor | JobKind::EnhanceUpscale => &["image"],
+            JobKind::EnhanceColor => &["image"],
+            // A video is upscaled frame by frame in the media worker.
+            JobKind::EnhanceUpscale => &["image", "video"],
             JobKind::MediaFilmstrip | JobKind::MediaProxy | JobKind::EnhanceStabilize => &["video"],
             JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
             // The project's timeline, not one asset.
@@ -641,7 +643,12 @@ impl JobKind {
                 "the output would be {out_w}x{out_h}, larger than the {tier:?} tier allows ({max_w}x{max_h}); choose a smaller scale or a higher tier"
             ));
         }
-        let megapixels = out_w as f64 * out_h as f64 / 1e6;
+        // A video: every frame (at an assumed 30 fps until the worker knows better).
+        let frames = match (self, duration_ms) {
+            (JobKind::EnhanceUpscale, Some(d)) if d > 0 => (d as f64 / 1000.0 * 30.0).ceil().max(1.0),
+            _ => 1.0,
+        };
+        let megapixels = out_w as f64 * out_h as f64 / 1e6 * frames;
         let esrgan = matches!(params, Params::Upscale(p) if p.model == Some(UpscaleModel::Realesrgan));
         // Real-ESRGAN: the activations of one tile (from the network's shapes) plus the ×4
         // frame it assembles and the result; a learned model costs and takes more.
@@ -881,6 +888,7 @@ pub fn run_media(
     params: &Params,
     input: &std::path::Path,
     duration_ms: i64,
+    models: &std::path::Path,
     scratch: &std::path::Path,
     limits: &super::worker::WorkerLimits,
     estimate_credits: i64,
@@ -893,7 +901,7 @@ pub fn run_media(
         Params::Waveform(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
         Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
-        Params::Stabilize(_) => ("mp4", "video/mp4", "video"),
+        Params::Stabilize(_) | Params::Upscale(_) => ("mp4", "video/mp4", "video"),
         Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
         _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
@@ -935,6 +943,27 @@ pub fn run_media(
             limits = limits.render();
             vec!["stabilize".into(), input.into(), out.clone().into(), p.smoothing.to_string().into()]
         }
+        Params::Upscale(p) => {
+            limits = limits.render();
+            let model = if p.model == Some(UpscaleModel::Realesrgan) {
+                "realesrgan"
+            } else {
+                "classical"
+            };
+            let filter = match p.filter {
+                Filter::Bicubic => "bicubic",
+                _ => "lanczos",
+            };
+            vec![
+                "upscale".into(),
+                input.into(),
+                out.clone().into(),
+                p.scale.to_string().into(),
+                model.into(),
+                models.into(),
+                filter.into(),
+            ]
+        }
         Params::Export(job) => {
             limits = limits.render();
             // For an export the "input" is the media folder its assets are resolved in.
@@ -964,6 +993,15 @@ pub fn run_media(
                 }
                 Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
                 Params::Stabilize(_) => format!("stabilized.{ext}"),
+                Params::Upscale(p) => format!(
+                    "upscaled-x{}-{}.{ext}",
+                    p.scale,
+                    if p.model == Some(UpscaleModel::Realesrgan) {
+                        "realesrgan"
+                    } else {
+                        "classical"
+                    }
+                ),
                 _ => format!("proxy-{height}p.{ext}"),
             };
             return Ok(JobOutput {

@@ -629,7 +629,8 @@ impl Handler<DeviceReport> for GpuSupervisor {
                 let kind = JobKind::parse(&r.job.kind).expect("known kind");
                 match result {
                     Ok(output) => {
-                        let mp = if kind.is_media() {
+                        // Speed per megapixel is learnt from single images only.
+                        let mp = if kind.is_media() || output.duration_ms.is_some() {
                             0.0
                         } else {
                             output.width as f64 * output.height as f64 / 1e6
