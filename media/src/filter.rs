@@ -1,6 +1,7 @@
 //! A video through an FFmpeg filter graph: decode (threaded, turned upright by its display
-//! matrix), filter, and either encode (H.264 + the sound as AAC, timestamps kept) or only run
-//! the graph for its side effects (an analysis pass). `stabilize` is vidstab's two passes.
+//! matrix), filter, and either encode (H.264 + the sound as AAC; frames re-timed to a constant
+//! rate, the source's average, with the sound cut to match) or only run the graph for its side
+//! effects (an analysis pass). `stabilize` is vidstab's two passes.
 
 use std::path::Path;
 

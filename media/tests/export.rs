@@ -642,3 +642,65 @@ fn audio_only_sources_at_other_rates_and_a_custom_bitrate() {
     assert!(low_kbps < 150.0 * 1.5 + 192.0, "{low_kbps} kb/s in all");
     assert!(sizes[1] > sizes[0] * 2, "{sizes:?}");
 }
+
+#[test]
+fn a_sound_stream_starting_late_stays_in_sync() {
+    let d = dir();
+    // The flash is at 1 s of the picture; the beep at 0.7 s of a sound stream that starts 0.3 s
+    // into the file — so both at 1 s, as a player shows them.
+    let video = d.0.join("v.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:size=160x120:rate=25:duration=3,drawbox=color=white:t=fill:enable='between(t,1,1.039)'",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &video,
+    );
+    let beep = d.0.join("b.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc='if(between(t,0.7,0.8),0.5*sin(2*PI*1000*t),0)':s=48000:d=2.7",
+        ],
+        &beep,
+    );
+    let muxed = d.0.join("late.mkv");
+    ffmpeg(
+        &[
+            "-i",
+            video.to_str().unwrap(),
+            "-itsoffset",
+            "0.3",
+            "-i",
+            beep.to_str().unwrap(),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "flac",
+        ],
+        &muxed,
+    );
+    let mut e = Edit::new(160, 120, 25);
+    e.clip("s", "v", "s", 0, seconds(2), 0);
+    let out = run(&d.0, &e.plan(), small(160, 120), &[("s", &muxed)]);
+    let (w, _, f) = frames(&out);
+    let s = sound(&out);
+    let flash = f.iter().position(|fr| pixel(fr, w, 80, 60)[0] > 128).expect("a flash") as f64 / 25.0;
+    let onset = s.iter().position(|v| v[0].abs() > 0.1).expect("a beep") as f64 / 48_000.0;
+    assert!((flash - 1.0).abs() < 1e-6, "flash at {flash}");
+    assert!((onset - flash).abs() <= 1.0 / 25.0, "beep at {onset}, flash at {flash}");
+}

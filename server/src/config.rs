@@ -50,6 +50,7 @@ pub struct RawMedia {
     pub render_memory_mib: u64,
     pub render_cpu_seconds: u64,
     pub render_timeout_ms: u64,
+    pub max_export_minutes: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +114,7 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// `<data_dir>/models`: learned models' weights (`moviola models fetch`).
     pub models_dir: PathBuf,
+    pub max_export_minutes: u64,
 }
 
 /// The studio's files: the configured folder, or else `web/dist` under the current folder or
@@ -285,6 +287,7 @@ impl Config {
             },
             media_dir: data_dir.join("media"),
             models_dir: data_dir.join("models"),
+            max_export_minutes: raw.media.max_export_minutes.max(1),
             web_dir: find_web_dir(&raw.server.web_dir),
             listen,
             data_dir,

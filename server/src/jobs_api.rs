@@ -673,6 +673,17 @@ async fn preflight_export(
             "the timeline is empty: put clips on it before exporting",
         ));
     }
+    let minutes = plan.duration as f64 / moviola_crdt::time::TICKS_PER_SECOND as f64 / 60.0;
+    if minutes > state.config.max_export_minutes as f64 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "too_long",
+            format!(
+                "the timeline is {minutes:.1} minutes long; this server exports at most {} ([media] max_export_minutes)",
+                state.config.max_export_minutes
+            ),
+        ));
+    }
     let resolved = spec
         .resolve(&plan.settings)
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;

@@ -85,6 +85,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let peer_id = format!("moviola-{}", uuid::Uuid::new_v4().simple());
     let hub = Hub::new(store.clone(), config.limits.clone(), config.project.clone(), peer_id);
     std::fs::create_dir_all(&config.media_dir)?;
+    // Scratch files of workers from before a crash: their jobs are re-queued and start over.
+    let _ = std::fs::remove_dir_all(config.media_dir.join("tmp"));
     let settings = JobSettings {
         max_attempts: config.jobs.max_attempts,
         progress_interval: config.jobs.progress_interval,

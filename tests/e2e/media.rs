@@ -240,13 +240,13 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
     .unwrap();
     assert_eq!(bad.status, 400, "{}", bad.body);
 
-    // A video cannot feed an image job.
+    // A video cannot feed an image-only job.
     let job = request(
         port,
         "POST",
         &format!("/api/v1/projects/{project}/jobs"),
         Some(&ana.token),
-        Some(&serde_json::json!({ "kind": "enhance.upscale", "input": a["id"], "params": { "scale": 2 } })),
+        Some(&serde_json::json!({ "kind": "enhance.color", "input": a["id"] })),
     )
     .unwrap();
     assert_eq!(job.status, 400, "{}", job.body);

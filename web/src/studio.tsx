@@ -177,15 +177,18 @@ export function Studio({ user, project, onClose }: { user: User; project: Projec
     return () => window.removeEventListener("keydown", onKey);
   });
 
+  // A clip on a locked track is not edited (as the server's own edits refuse it).
+  const lockedClip = (c: Clip | null) => !!c && !!view?.tracks.find((t) => t.id === c.track)?.locked;
   const split = () => {
     if (!view) return;
-    const c = selectedClip && selectedClip.start < playhead && playhead < clipEnd(selectedClip)
+    const c = selectedClip && !lockedClip(selectedClip) && selectedClip.start < playhead && playhead < clipEnd(selectedClip)
       ? selectedClip
       : view.clips.find((c) => c.start < playhead && playhead < clipEnd(c) && !view.tracks.find((t) => t.id === c.track)?.locked);
     if (c) edit((d) => M.splitClip(d, c, playhead));
   };
-  const remove = () => selectedClip && (edit((d) => M.removeClip(d, selectedClip.id)), setSelected(null));
-  const ripple = () => selectedClip && view && (edit((d) => M.rippleDelete(d, selectedClip, view)), setSelected(null));
+  const remove = () => selectedClip && !lockedClip(selectedClip) && (edit((d) => M.removeClip(d, selectedClip.id)), setSelected(null));
+  const ripple = () =>
+    selectedClip && view && !lockedClip(selectedClip) && (edit((d) => M.rippleDelete(d, selectedClip, view)), setSelected(null));
 
   if (error) return <p class="error" role="alert">{error}</p>;
   if (!view) return <p class="muted" aria-busy="true">Opening {project.name}…</p>;
@@ -246,7 +249,7 @@ export function Studio({ user, project, onClose }: { user: User; project: Projec
           />
         </section>
         <aside class="side">
-          <Inspector clip={selectedClip} view={view} edit={edit} assetById={assetById} canEdit={canEdit} />
+          <Inspector clip={selectedClip} view={view} edit={edit} assetById={assetById} canEdit={canEdit && !lockedClip(selectedClip)} />
           <Jobs project={project} view={view} clip={selectedClip} assets={assets} jobs={jobs} progress={progress} playhead={playhead} canEdit={canEdit} />
           <Export project={project} jobs={jobs} progress={progress} canEdit={canEdit} />
           <Notes view={view} />
@@ -470,7 +473,8 @@ function Timeline(p: {
     const sameKind = targetKind === view.tracks.find((t) => t.id === c.track)?.kind;
     if (drag.mode === "move") {
       const start = snap(Math.max(0, c.start + drag.dt), c.id);
-      p.edit((d) => M.moveClip(d, c.id, start, sameKind ? drag.track : undefined));
+      const targetLocked = !!view.tracks.find((t) => t.id === drag.track)?.locked;
+      p.edit((d) => M.moveClip(d, c.id, start, sameKind && !targetLocked ? drag.track : undefined));
     } else if (drag.mode === "in") {
       const newStart = snap(c.start + drag.dt, c.id);
       const srcIn = Math.max(0, c.source_in + Math.round(((newStart - c.start) * c.speed_num) / c.speed_den));
@@ -485,7 +489,9 @@ function Timeline(p: {
     e.preventDefault();
     const id = e.dataTransfer?.getData("application/x-moviola-asset");
     const a = p.assets.find((a) => String(a.id) === id);
-    if (!a || track.locked) return;
+    // Pictures go on video tracks, sound on audio tracks (a video's sound may go there too).
+    const fits = track.kind === "video" ? a && a.kind !== "audio" && a.kind !== "data" : track.kind === "audio" ? a && (a.kind === "audio" || a.kind === "video") : false;
+    if (!a || track.locked || !fits) return;
     const rect = (e.currentTarget as HTMLElement).getBoundingClientRect();
     const start = snap(Math.max(0, toT(e.clientX - rect.left)), "");
     const len = a.duration_ms ? Math.round((a.duration_ms / 1000) * TICKS) : 5 * TICKS;
@@ -726,7 +732,8 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   const request = () => {
     const params =
       kind === "enhance.upscale" ? { scale } : kind === "audio.cleanup" ? { denoise: true, loudness: "streaming" } : { auto_levels: true, white_balance: true };
-    const track = view.tracks.find((t) => t.kind === "video" && !t.locked);
+    const resultKind = kind === "audio.cleanup" ? "audio" : "video";
+    const track = view.tracks.find((t) => t.kind === resultKind && !t.locked);
     const body: any = { kind, input: input?.id, params };
     if (place && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
     return body;
@@ -815,11 +822,16 @@ function Export({ project, jobs, progress, canEdit }: { project: Project; jobs: 
   const [quality, setQuality] = useState("standard");
   const [error, setError] = useState("");
   const [links, setLinks] = useState<Record<number, string>>({});
+  const asked = useRef(new Set<number>());
   const exports = Object.values(jobs).filter((j) => j.kind === "export.render").sort((a, b) => b.id - a.id);
   useEffect(() => {
     for (const j of exports)
-      if (j.state === "succeeded" && j.result_asset && !links[j.id])
-        api("GET", `/assets/${j.result_asset}/url`).then((r) => setLinks((l) => ({ ...l, [j.id]: r.url })));
+      if (j.state === "succeeded" && j.result_asset && !asked.current.has(j.id)) {
+        asked.current.add(j.id);
+        api("GET", `/assets/${j.result_asset}/url`)
+          .then((r) => setLinks((l) => ({ ...l, [j.id]: r.url })))
+          .catch(() => asked.current.delete(j.id));
+      }
   });
   const run = async () => {
     setError("");

@@ -43,7 +43,7 @@ pub struct BurnExecutor<B: Backend> {
 impl<B: Backend> Executor for BurnExecutor<B> {
     fn run(&self, job: &RunJob, cache: &mut ModelCache, progress: &mut dyn StageProgress) -> Result<JobOutput, RunError> {
         // Footage (an input with a length) is decoded only in the media worker, whatever the kind.
-        if job.kind.is_media() || job.duration_ms > 0 {
+        if job.kind.is_media() || job.footage {
             let scratch = job.scratch.clone();
             return kinds::run_media(
                 job.kind,
@@ -73,6 +73,8 @@ pub struct RunJob {
     pub input_path: PathBuf,
     /// Length of the input (media kinds).
     pub duration_ms: i64,
+    /// The input is video or audio (or a timeline): decoded only in the media worker.
+    pub footage: bool,
     pub estimate_credits: i64,
     /// A folder for temporary files.
     pub scratch: PathBuf,
@@ -292,6 +294,7 @@ mod tests {
             }),
             input_path: PathBuf::from("/nonexistent"),
             duration_ms: 0,
+            footage: false,
             estimate_credits: 1,
             scratch: std::env::temp_dir(),
             cancel: Arc::new(AtomicBool::new(false)),

@@ -489,6 +489,10 @@ impl JobKind {
     /// Checks parameters against the kind's schema. The error says what is wrong.
     pub fn validate(self, params: &Value) -> Result<Params, String> {
         let params = if params.is_null() { json!({}) } else { params.clone() };
+        // serde would read a struct from an array too; parameters are named, always.
+        if !params.is_object() {
+            return Err(format!("parameters of {} must be a JSON object", self.name()));
+        }
         match self {
             JobKind::EnhanceColor => {
                 let p: ColorParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;

@@ -218,22 +218,25 @@ impl GpuSupervisor {
         ctx.spawn(
             async move {
                 match (input, export_ms) {
-                    (Some(a), _) => store
-                        .asset(a)
-                        .await
-                        .map(|a| a.map(|a| (media.join(&a.path), a.duration_ms.unwrap_or(0)))),
-                    (None, Some(ms)) => Ok(Some((media, ms))),
+                    (Some(a), _) => store.asset(a).await.map(|a| {
+                        a.map(|a| {
+                            let footage = matches!(a.kind.as_str(), "video" | "audio");
+                            (media.join(&a.path), a.duration_ms.unwrap_or(0), footage)
+                        })
+                    }),
+                    (None, Some(ms)) => Ok(Some((media, ms, true))),
                     (None, None) => Ok(None),
                 }
             }
             .into_actor(self)
             .map(move |res, act, _| match res {
-                Ok(Some((input_path, duration_ms))) => addr.do_send(RunJob {
+                Ok(Some((input_path, duration_ms, footage))) => addr.do_send(RunJob {
                     job: id,
                     kind,
                     params,
                     input_path,
                     duration_ms,
+                    footage,
                     estimate_credits,
                     scratch,
                     cancel,
@@ -662,6 +665,7 @@ impl GpuSupervisor {
         let media = self.settings.media_dir.clone();
         let actual = output.credits;
         let id = job.id;
+        let leftover = output.file.clone();
         let fut = async move {
             if let Some(existing) = store.asset_of_job(id).await? {
                 if let Some(file) = &output.file {
@@ -721,6 +725,13 @@ impl GpuSupervisor {
             Ok(asset.id)
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            if res.is_err() {
+                // Nothing half-stored stays behind.
+                if let Some(file) = &leftover {
+                    let _ = std::fs::remove_file(file);
+                    let _ = std::fs::remove_file(file.with_extension("thumb.png"));
+                }
+            }
             let outcome = match res {
                 Ok(asset) => Outcome::Succeeded {
                     actual_credits: actual,

@@ -222,7 +222,8 @@ struct Renderer<'a> {
     plan: &'a ExportPlan,
     out: &'a Resolved,
     resolve: &'a Resolve<'a>,
-    video: HashMap<String, VideoReader>,
+    /// `None` for a source without pictures (sound on a video track): it shows nothing.
+    video: HashMap<String, Option<VideoReader>>,
     audio: HashMap<String, Option<AudioReader>>,
     used: Vec<String>,
     cursors: Vec<usize>,
@@ -233,25 +234,33 @@ impl Renderer<'_> {
         (self.resolve)(asset).ok_or_else(|| MediaError::NotMedia(format!("asset {asset} of the timeline is missing")))
     }
 
-    fn picture(&mut self, src: &SourceRef, t: i64) -> Result<Picture, MediaError> {
+    fn picture(&mut self, src: &SourceRef, t: i64) -> Result<Option<Picture>, MediaError> {
         if !self.video.contains_key(&src.clip) {
             let path = self.path(&src.asset)?;
-            let reader = VideoReader::open(&path, self.out.width as usize, self.out.height as usize, self.out.fit)
-                .map_err(|e| MediaError::Decode(format!("clip {}: {e}", src.clip)))?;
+            let reader = match VideoReader::open(&path, self.out.width as usize, self.out.height as usize, self.out.fit) {
+                Ok(r) => Some(r),
+                Err(MediaError::NoStream(_)) => None,
+                Err(e) => return Err(MediaError::Decode(format!("clip {}: {e}", src.clip))),
+            };
             self.video.insert(src.clip.clone(), reader);
         }
         self.used.push(src.clip.clone());
-        let reader = self.video.get_mut(&src.clip).expect("inserted");
-        Ok(reader.picture_at(src.source_time(t))?.clone())
+        match self.video.get_mut(&src.clip).expect("inserted") {
+            Some(reader) => Ok(Some(reader.picture_at(src.source_time(t))?.clone())),
+            None => Ok(None),
+        }
     }
 
-    fn piece_picture(&mut self, piece: &VideoPiece, t: i64) -> Result<Picture, MediaError> {
-        let mut pic = self.picture(&piece.src, t)?;
+    /// The piece's picture at `t`, or `None` when its source has no pictures.
+    fn piece_picture(&mut self, piece: &VideoPiece, t: i64) -> Result<Option<Picture>, MediaError> {
+        let Some(mut pic) = self.picture(&piece.src, t)? else {
+            return Ok(None);
+        };
         let (w, h) = (self.out.width as usize, self.out.height as usize);
         if let Some(e) = piece.enter.as_ref().filter(|e| t < piece.start + e.duration) {
             let alpha = (t - piece.start) as f64 / e.duration as f64;
             let from = match &e.from {
-                Some(f) => Some(self.picture(f, t)?),
+                Some(f) => self.picture(f, t)?,
                 None => None,
             };
             pic = match e.kind {
@@ -289,7 +298,7 @@ impl Renderer<'_> {
             let p = (t - (piece.end - piece.fade_out)) as f64 / span as f64;
             pic.fade(1.0 - p);
         }
-        Ok(pic)
+        Ok(Some(pic))
     }
 
     /// The composited picture at `t`.
@@ -301,7 +310,9 @@ impl Renderer<'_> {
                 *c += 1;
             }
             if let Some(piece) = layer.pieces.get(*c).filter(|p| p.start <= t) {
-                return self.piece_picture(piece, t);
+                if let Some(pic) = self.piece_picture(piece, t)? {
+                    return Ok(pic);
+                }
             }
         }
         Ok(Picture::black(self.out.width as usize, self.out.height as usize))

@@ -24,9 +24,21 @@ fn to_ticks(pts: i64, start: i64, tb: ff::Rational) -> i64 {
     (i128::from(pts - start) * i128::from(tb.numerator()) * i128::from(TICKS_PER_SECOND) / i128::from(tb.denominator().max(1))) as i64
 }
 
-fn start_of(stream: &ff::format::stream::Stream) -> i64 {
-    let s = stream.start_time();
-    if s == ff::ffi::AV_NOPTS_VALUE { 0 } else { s }
+/// The file's time origin in `stream`'s time base: the earliest start of any stream, so every
+/// stream of a file shares one clock (a sound that starts after the picture stays after it),
+/// as players and the ffmpeg command line do.
+fn start_of(ictx: &ff::format::context::Input, stream: &ff::format::stream::Stream) -> i64 {
+    let origin_us = ictx
+        .streams()
+        .filter(|s| s.start_time() != ff::ffi::AV_NOPTS_VALUE && s.time_base().denominator() > 0)
+        .map(|s| i128::from(s.start_time()) * i128::from(s.time_base().numerator()) * 1_000_000 / i128::from(s.time_base().denominator()))
+        .min()
+        .unwrap_or(0);
+    let tb = stream.time_base();
+    if tb.numerator() <= 0 {
+        return 0;
+    }
+    (origin_us * i128::from(tb.denominator()) / (i128::from(tb.numerator()) * 1_000_000)) as i64
 }
 
 fn seek_to(ictx: &mut ff::format::context::Input, start: i64, tb: ff::Rational, ticks: i64) {
@@ -64,7 +76,7 @@ impl VideoReader {
             .best(Type::Video)
             .filter(|s| !s.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC))
             .ok_or(MediaError::NoStream("video"))?;
-        let (index, tb, start) = (stream.index(), stream.time_base(), start_of(&stream));
+        let (index, tb, start) = (stream.index(), stream.time_base(), start_of(&ictx, &stream));
         let rotation = crate::probe::stream_rotation(&stream);
         let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())?;
         // Threading is set before the decoder opens; 0 lets FFmpeg pick per core.
@@ -182,7 +194,7 @@ impl AudioReader {
         let Some(stream) = ictx.streams().best(Type::Audio) else {
             return Ok(None);
         };
-        let (index, tb, start) = (stream.index(), stream.time_base(), start_of(&stream));
+        let (index, tb, start) = (stream.index(), stream.time_base(), start_of(&ictx, &stream));
         let decoder = ff::codec::context::Context::from_parameters(stream.parameters())?
             .decoder()
             .audio()?;
@@ -209,7 +221,7 @@ impl AudioReader {
         (self.base, self.resampler, self.done) = (None, None, false);
     }
 
-    /// Decodes one more frame into the FIFO; false at the end.
+    /// Decodes one more frame into the FIFO; false at the end (after the resampler's tail).
     fn fill(&mut self) -> Result<bool, MediaError> {
         let mut frame = ff::util::frame::Audio::empty();
         loop {
@@ -217,6 +229,19 @@ impl AudioReader {
                 break;
             }
             if self.done {
+                // What the resampler still holds (it buffers when converting up in rate).
+                if let Some(mut r) = self.resampler.take() {
+                    let layout = if self.mono {
+                        ff::ChannelLayout::MONO
+                    } else {
+                        ff::ChannelLayout::STEREO
+                    };
+                    let mut out = ff::util::frame::Audio::new(ff::format::Sample::F32(ff::format::sample::Type::Packed), 4096, layout);
+                    if r.flush(&mut out).is_ok() && out.samples() > 0 {
+                        self.push(&out);
+                        return Ok(true);
+                    }
+                }
                 return Ok(false);
             }
             match self.ictx.packets().next() {
@@ -238,26 +263,39 @@ impl AudioReader {
             let ticks = to_ticks(pts, self.start, self.tb);
             self.base = Some((i128::from(ticks) * i128::from(self.rate) / i128::from(TICKS_PER_SECOND)) as i64);
         }
+        let layout = if self.resampler.is_none() {
+            self.mono = frame.channels() == 1;
+            if self.mono {
+                ff::ChannelLayout::MONO
+            } else {
+                ff::ChannelLayout::STEREO
+            }
+        } else if self.mono {
+            ff::ChannelLayout::MONO
+        } else {
+            ff::ChannelLayout::STEREO
+        };
         let resampler = match &mut self.resampler {
             Some(r) => r,
-            None => {
-                self.mono = frame.channels() == 1;
-                self.resampler.insert(ff::software::resampling::Context::get(
-                    frame.format(),
-                    frame.channel_layout(),
-                    frame.rate(),
-                    ff::format::Sample::F32(ff::format::sample::Type::Packed),
-                    if self.mono {
-                        ff::ChannelLayout::MONO
-                    } else {
-                        ff::ChannelLayout::STEREO
-                    },
-                    self.rate,
-                )?)
-            }
+            None => self.resampler.insert(ff::software::resampling::Context::get(
+                frame.format(),
+                frame.channel_layout(),
+                frame.rate(),
+                ff::format::Sample::F32(ff::format::sample::Type::Packed),
+                layout,
+                self.rate,
+            )?),
         };
-        let mut out = ff::util::frame::Audio::empty();
+        // Room for every sample this frame can give at the output rate, plus what the resampler
+        // held back from earlier frames (it gives as many as fit).
+        let room = (frame.samples() as u64 * u64::from(self.rate) / u64::from(frame.rate().max(1))) as usize + 512;
+        let mut out = ff::util::frame::Audio::new(ff::format::Sample::F32(ff::format::sample::Type::Packed), room, layout);
         resampler.run(&frame, &mut out)?;
+        self.push(&out);
+        Ok(true)
+    }
+
+    fn push(&mut self, out: &ff::util::frame::Audio) {
         let n = out.samples();
         let data = out.data(0);
         let f = |at: usize| f32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"));
@@ -269,7 +307,6 @@ impl AudioReader {
                 self.fifo.push_back([f(i * 8), f(i * 8 + 4)]);
             }
         }
-        Ok(true)
     }
 
     /// Every sample from the start to the end, calling `progress` with the samples read.

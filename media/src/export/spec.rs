@@ -203,7 +203,7 @@ impl OutputSpec {
             return Err(format!("audio_bitrate_kbps must be 32 to 512, got {audio_bitrate_kbps}"));
         }
         let rate = settings.frame_rate;
-        if !rate.is_valid() || rate.num > 240 * rate.den {
+        if !rate.is_valid() || rate.num > 1_000_000 || rate.den > 1_000_000 || rate.num > 240 * rate.den {
             return Err(format!("the timeline's frame rate {}/{} cannot be exported", rate.num, rate.den));
         }
         // Opus runs at 48 kHz; every rate the timeline allows divides the tick rate.

@@ -45,6 +45,13 @@ impl Titles {
             return Ok(None);
         }
         let dir = scratch.join(format!("titles-{}-{}", std::process::id(), unique()));
+        // The files' paths go into filter arguments unquoted.
+        if dir.to_string_lossy().contains([':', '\'', ',', ';', '[', ']', '\\', '=']) {
+            return Err(MediaError::Encode(format!(
+                "the scratch folder {} cannot hold title files for drawtext",
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| MediaError::Encode(format!("cannot create {}: {e}", dir.display())))?;
         let mut this = Titles {
             graph: ff::filter::Graph::new(),
