@@ -104,14 +104,18 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
         .max()
         .unwrap();
     assert!(max <= 1, "the job's result is {max}/255 from ncnn's");
-    // Scales the model cannot do are refused with the reason.
-    let res = submit(json!({ "scale": 2.5, "model": "realesrgan" }));
-    assert_eq!(
-        (res.status, res.body["error"]["code"].as_str()),
-        (400, Some("invalid_params")),
-        "{}",
-        res.body
-    );
+    // Scales the model cannot do are refused with the reason; so are parameters that are not
+    // an object (serde would read a struct from an array).
+    for bad in [json!({ "scale": 2.5, "model": "realesrgan" }), json!([4]), json!("x")] {
+        let res = submit(bad.clone());
+        assert_eq!(
+            (res.status, res.body["error"]["code"].as_str()),
+            (400, Some("invalid_params")),
+            "{bad}: {}",
+            res.body
+        );
+    }
+    assert_eq!(request(port, "GET", "/health", None, None).unwrap().status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
