@@ -820,6 +820,7 @@ function Export({ project, jobs, progress, canEdit }: { project: Project; jobs: 
   const [preset, setPreset] = useState("youtube");
   const [fit, setFit] = useState("pad");
   const [quality, setQuality] = useState("standard");
+  const [format, setFormat] = useState("preset");
   const [error, setError] = useState("");
   const [links, setLinks] = useState<Record<number, string>>({});
   const asked = useRef(new Set<number>());
@@ -836,7 +837,15 @@ function Export({ project, jobs, progress, canEdit }: { project: Project; jobs: 
   const run = async () => {
     setError("");
     try {
-      await api("POST", `/projects/${project.id}/jobs`, { kind: "export.render", params: { preset, fit, quality } });
+      // A format other than the preset's own overrides its container and codecs.
+      const formats: Record<string, object> = {
+        preset: {},
+        h264: { container: "mp4", video_codec: "h264", audio_codec: "aac" },
+        h265: { container: "mp4", video_codec: "h265", audio_codec: "aac" },
+        vp9: { container: "webm", video_codec: "vp9", audio_codec: "opus" },
+        prores: { container: "mov", video_codec: "prores", audio_codec: "pcm" },
+      };
+      await api("POST", `/projects/${project.id}/jobs`, { kind: "export.render", params: { preset, fit, quality, ...formats[format] } });
     } catch (e) {
       setError((e as Error).message);
     }
@@ -854,6 +863,13 @@ function Export({ project, jobs, progress, canEdit }: { project: Project; jobs: 
           <select name="fit" value={fit} onChange={(e) => setFit(e.currentTarget.value)} aria-label="Other aspect ratios">
             <option value="pad">pad (bars)</option>
             <option value="crop">crop (fill)</option>
+          </select>
+          <select name="format" value={format} onChange={(e) => setFormat(e.currentTarget.value)} aria-label="Format and codec">
+            <option value="preset">preset's format</option>
+            <option value="h264">MP4 · H.264 + AAC</option>
+            <option value="h265">MP4 · H.265 + AAC</option>
+            <option value="vp9">WebM · VP9 + Opus</option>
+            <option value="prores">MOV · ProRes 422 + PCM</option>
           </select>
           <select name="quality" value={quality} onChange={(e) => setQuality(e.currentTarget.value)}>
             <option value="draft">draft</option>

@@ -160,6 +160,7 @@ try {
 
   step("export and download");
   await pageA.selectOption("select[name=preset]", "square");
+  await pageA.selectOption("select[name=format]", "h264");
   await pageA.selectOption("select[name=quality]", "draft");
   await pageA.getByRole("button", { name: "Export", exact: true }).click();
   const link = pageA.locator("a.download").first();
