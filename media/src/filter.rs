@@ -40,7 +40,56 @@ pub fn filter_video_with(
     input: &Path,
     output: Option<&Path>,
     graph: &str,
+    transform: Option<RgbTransform<'_>>,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<FilterReport, MediaError> {
+    run_graph(input, output, graph, transform, None, progress)
+}
+
+/// A cut between shots found by FFmpeg's `scdet` (scene change score 0..100).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SceneCut {
+    /// Source time of the first frame of the new shot, in milliseconds from the first frame.
+    pub time_ms: i64,
+    pub score: f64,
+}
+
+/// Shot boundaries by FFmpeg's `scdet` at `threshold` (its default is 10).
+pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<Vec<SceneCut>, MediaError> {
+    let mut cuts = Vec::new();
+    let mut first: Option<i64> = None;
+    let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational| {
+        let pts = f.pts().or(f.timestamp()).unwrap_or(0);
+        // Times from the first frame, as the timeline counts a source's time.
+        let pts = pts - *first.get_or_insert(pts);
+        let meta = f.metadata();
+        // scdet scores every frame (`lavfi.scd.score`) and marks cuts above the threshold with
+        // `lavfi.scd.time`.
+        if meta.get("lavfi.scd.time").is_some() {
+            let score = meta.get("lavfi.scd.score").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            let time_ms = (i128::from(pts) * i128::from(tb.numerator()) * 1000 / i128::from(tb.denominator().max(1))) as i64;
+            cuts.push(SceneCut { time_ms, score });
+        }
+    };
+    run_graph(
+        input,
+        None,
+        &format!("scdet=threshold={threshold}"),
+        None,
+        Some(&mut inspect),
+        progress,
+    )?;
+    Ok(cuts)
+}
+
+type Inspect<'a> = &'a mut dyn FnMut(&ff::util::frame::video::Video, ff::Rational);
+
+fn run_graph(
+    input: &Path,
+    output: Option<&Path>,
+    graph: &str,
     mut transform: Option<RgbTransform<'_>>,
+    mut inspect: Option<Inspect<'_>>,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
     let out_format = if transform.is_some() { "rgb24" } else { "yuv420p" };
@@ -169,9 +218,13 @@ pub fn filter_video_with(
                 }
             };
             graph.get("in").expect("added").source().add(&decoded)?;
+            let sink_tb = graph.get("out").expect("added").sink().time_base();
             drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
                 frames += 1;
                 (width, height) = (f.width(), f.height());
+                if let Some(i) = inspect.as_mut() {
+                    i(f, sink_tb);
+                }
                 if let Some(path) = output {
                     write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
                 }
@@ -192,9 +245,13 @@ pub fn filter_video_with(
         .as_mut()
         .ok_or_else(|| MediaError::Decode("no frame could be decoded".into()))?;
     graph.get("in").expect("added").source().flush()?;
+    let sink_tb = graph.get("out").expect("added").sink().time_base();
     drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
         frames += 1;
         (width, height) = (f.width(), f.height());
+        if let Some(i) = inspect.as_mut() {
+            i(f, sink_tb);
+        }
         if let Some(path) = output {
             write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
         }

@@ -74,6 +74,16 @@ pub fn main(args: &[String]) -> i32 {
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
         ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
+        ["scenes", input, output, threshold] => {
+            let threshold: f64 = threshold.parse().unwrap_or(10.0);
+            let mut report = throttled_progress();
+            moviola_media::filter::detect_scenes(Path::new(input), threshold, &mut report).and_then(|cuts| {
+                let body = json!({ "method": "scdet", "threshold": threshold, "cuts": cuts });
+                std::fs::write(output, body.to_string())
+                    .map_err(|e| moviola_media::MediaError::Encode(format!("cannot write the cut list: {e}")))?;
+                Ok(json!({ "cuts": cuts.len() }))
+            })
+        }
         ["stabilize", input, output, smoothing] => {
             let smoothing = smoothing.parse().unwrap_or(30);
             let mut report = throttled_progress();
@@ -113,7 +123,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json THRESHOLD"
             );
             return 64;
         }

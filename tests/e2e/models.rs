@@ -373,3 +373,85 @@ async fn footage_is_upscaled_frame_by_frame() {
         assert!(streams.contains("\"h264\"") || out.body["mime"] == "video/mp4", "{streams}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scene_cuts_become_markers_on_the_timeline() {
+    use moviola_crdt::time::{millis, seconds};
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, doc) = create_project(port, &ana, "Cuts");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cuts.mp4");
+    let graph = "testsrc2=size=320x240:rate=25:duration=1[a];mandelbrot=size=320x240:rate=25,trim=duration=1,setpts=PTS-STARTPTS[b];\
+                 smptebars=size=320x240:rate=25:duration=1[c];color=c=0x336699:size=320x240:rate=25:duration=1,noise=alls=30:allf=t[d];\
+                 [a][b][c][d]concat=n=4:v=1:a=0,format=yuv420p";
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-filter_complex",
+            graph,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+        ])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let asset = upload(port, &ana, project, &std::fs::read(&file).unwrap(), "cuts.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    // The footage on the timeline from its 0.5 s, at 10 s.
+    let mut sync = moviola_tests::SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
+    sync.wait_loaded().await.unwrap();
+    sync.edit(&crate::add_track("v1")).await.unwrap();
+    sync.edit(&moviola_crdt::EditOp::InsertClip {
+        id: "shot".into(),
+        track: "v1".into(),
+        asset: asset.to_string(),
+        source_in: millis(500),
+        source_out: millis(3500),
+        start: seconds(10),
+    })
+    .await
+    .unwrap();
+    sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
+    let res = request(
+        port,
+        "POST",
+        &format!("/api/v1/projects/{project}/jobs"),
+        Some(&ana.token),
+        Some(&json!({ "kind": "analyze.scenes", "input": asset })),
+    )
+    .unwrap();
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let list = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    let cuts: Vec<i64> = list.body["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["time_ms"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cuts, vec![1000, 2000, 3000], "{}", list.body);
+    // Markers where the cuts fall on the timeline: 10 s + (cut − 0.5 s).
+    sync.pump_until(Duration::from_secs(10), |c| c.view().markers.len() == 3)
+        .await
+        .unwrap();
+    let times: Vec<i64> = sync.view().markers.iter().map(|m| m.time).collect();
+    assert_eq!(times, vec![millis(10_500), millis(11_500), millis(12_500)]);
+}

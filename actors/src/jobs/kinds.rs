@@ -120,6 +120,21 @@ pub struct WaveformParams {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ScenesParams {
+    /// scdet's scene-change score above which a frame starts a new shot (1..=50).
+    #[serde(default = "default_scene_threshold")]
+    pub threshold: f64,
+    /// Put a marker on the timeline at every cut inside each clip of this footage.
+    #[serde(default = "yes")]
+    pub markers: bool,
+}
+
+fn default_scene_threshold() -> f64 {
+    10.0
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StabilizeParams {
     /// Frames each side the camera path is smoothed over (5..=120).
     #[serde(default = "default_smoothing")]
@@ -221,6 +236,7 @@ pub enum Params {
     Proxy(ProxyParams),
     Cleanup(CleanupParams),
     Stabilize(StabilizeParams),
+    Scenes(ScenesParams),
     /// An export as a client asks for it (before the server adds the plan).
     ExportRequest(OutputSpec),
     /// An export as stored, ready to run.
@@ -244,6 +260,8 @@ pub enum JobKind {
     AudioCleanup,
     /// Shaky footage steadied (FFmpeg's vidstab, two passes).
     EnhanceStabilize,
+    /// Shot boundaries (FFmpeg's scdet), as a cut list and markers on the timeline.
+    AnalyzeScenes,
 }
 
 /// What a finished job produced, stored as a new asset.
@@ -285,7 +303,7 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
@@ -294,6 +312,7 @@ impl JobKind {
         JobKind::ExportRender,
         JobKind::AudioCleanup,
         JobKind::EnhanceStabilize,
+        JobKind::AnalyzeScenes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -306,6 +325,7 @@ impl JobKind {
             JobKind::ExportRender => "export.render",
             JobKind::AudioCleanup => "audio.cleanup",
             JobKind::EnhanceStabilize => "enhance.stabilize",
+            JobKind::AnalyzeScenes => "analyze.scenes",
         }
     }
 
@@ -315,7 +335,7 @@ impl JobKind {
             JobKind::EnhanceColor => &["image"],
             // A video is upscaled frame by frame in the media worker.
             JobKind::EnhanceUpscale => &["image", "video"],
-            JobKind::MediaFilmstrip | JobKind::MediaProxy | JobKind::EnhanceStabilize => &["video"],
+            JobKind::MediaFilmstrip | JobKind::MediaProxy | JobKind::EnhanceStabilize | JobKind::AnalyzeScenes => &["video"],
             JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
             // The project's timeline, not one asset.
             JobKind::ExportRender => &[],
@@ -332,6 +352,7 @@ impl JobKind {
                 | JobKind::ExportRender
                 | JobKind::AudioCleanup
                 | JobKind::EnhanceStabilize
+                | JobKind::AnalyzeScenes
         )
     }
 
@@ -357,7 +378,8 @@ impl JobKind {
             | JobKind::MediaProxy
             | JobKind::ExportRender
             | JobKind::AudioCleanup
-            | JobKind::EnhanceStabilize => 0.0,
+            | JobKind::EnhanceStabilize
+            | JobKind::AnalyzeScenes => 0.0,
         }
     }
 
@@ -375,6 +397,7 @@ impl JobKind {
             JobKind::ExportRender => 60_000.0,
             JobKind::AudioCleanup => 6_000.0,
             JobKind::EnhanceStabilize => 90_000.0,
+            JobKind::AnalyzeScenes => 20_000.0,
         }
     }
 
@@ -445,6 +468,19 @@ impl JobKind {
                     "quality": { "enum": ["draft", "standard", "high"], "default": "standard" },
                     "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
                     "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
+                }
+            }),
+            JobKind::AnalyzeScenes => json!({
+                "kind": self.name(),
+                "input": "video",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "method": "FFmpeg scdet (TransNetV2 is not in this build yet)",
+                "output": "a JSON asset {method, threshold, cuts: [{time_ms, score}]}; markers on the timeline",
+                "params": {
+                    "threshold": { "type": "number", "minimum": 1, "maximum": 50, "default": 10 },
+                    "markers": { "type": "boolean", "default": true }
                 }
             }),
             JobKind::EnhanceStabilize => json!({
@@ -546,6 +582,13 @@ impl JobKind {
                 let p: OutputSpec = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
                 Ok(Params::ExportRequest(p))
             }
+            JobKind::AnalyzeScenes => {
+                let p: ScenesParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                if !(1.0..=50.0).contains(&p.threshold) {
+                    return Err(format!("threshold must be 1 to 50, got {}", p.threshold));
+                }
+                Ok(Params::Scenes(p))
+            }
             JobKind::EnhanceStabilize => {
                 let p: StabilizeParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
                 if !(5..=120).contains(&p.smoothing) {
@@ -634,6 +677,7 @@ impl JobKind {
             | Params::Proxy(_)
             | Params::Cleanup(_)
             | Params::Stabilize(_)
+            | Params::Scenes(_)
             | Params::ExportRequest(_)
             | Params::Export(_) => {
                 unreachable!("media kinds return above")
@@ -902,7 +946,7 @@ pub fn run_media(
     std::fs::create_dir_all(scratch).map_err(|e| RunError::Failed(format!("cannot create the scratch folder: {e}")))?;
     let (ext, mime, asset_kind) = match params {
         Params::Filmstrip(_) => ("png", "image/png", "image"),
-        Params::Waveform(_) => ("json", "application/json", "data"),
+        Params::Waveform(_) | Params::Scenes(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
         Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
         Params::Stabilize(_) | Params::Upscale(_) => ("mp4", "video/mp4", "video"),
@@ -942,6 +986,10 @@ pub fn run_media(
                 p.denoise.to_string().into(),
                 p.loudness.target_lufs().map_or("off".to_string(), |t| t.to_string()).into(),
             ]
+        }
+        Params::Scenes(p) => {
+            limits = limits.render();
+            vec!["scenes".into(), input.into(), out.clone().into(), p.threshold.to_string().into()]
         }
         Params::Stabilize(p) => {
             limits = limits.render();

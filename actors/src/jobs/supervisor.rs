@@ -329,6 +329,49 @@ impl GpuSupervisor {
         );
     }
 
+    /// A marker at every cut that falls inside a clip of the analysed footage, for everyone.
+    fn mark_scenes(&mut self, ctx: &mut Context<Self>, job: JobId, project: ProjectId, input: AssetId, cuts: Vec<i64>) {
+        let (store, hub) = (self.store.clone(), self.hub.clone());
+        ctx.spawn(
+            async move {
+                let p = store
+                    .project_by_id(project)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("project deleted")?;
+                let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
+                let actor = hub.project(project, doc);
+                let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
+                let asset = input.to_string();
+                let per_ms = moviola_crdt::time::TICKS_PER_SECOND / 1000;
+                for clip in timeline.tracks.iter().flat_map(|t| &t.clips).filter(|c| c.asset == asset) {
+                    for (i, ms) in cuts.iter().enumerate() {
+                        let source = ms * per_ms;
+                        if source <= clip.source_in || source >= clip.source_out {
+                            continue;
+                        }
+                        let at = clip.start
+                            + (i128::from(source - clip.source_in) * i128::from(clip.speed_den) / i128::from(clip.speed_num.max(1))) as i64;
+                        let op = moviola_crdt::EditOp::AddMarker {
+                            id: format!("scene-{job}-{}-{i}", clip.id),
+                            time: at,
+                            label: format!("Cut {}", i + 1),
+                            color: "#4dabf7".into(),
+                        };
+                        actor.send(ServerEdit { op, dry_run: false }).await.map_err(|e| e.to_string())??;
+                    }
+                }
+                Ok::<(), String>(())
+            }
+            .into_actor(self)
+            .map(move |res, _, _| {
+                if let Err(err) = res {
+                    tracing::warn!(job = %job, %err, "could not put the scene cuts on the timeline");
+                }
+            }),
+        );
+    }
+
     fn progress_event(&self, r: &Running) -> Value {
         let stages = JobKind::parse(&r.job.kind).map_or(&["decode", "process", "encode"][..], JobKind::stages);
         let (base, width) = match (r.stage, stages.len()) {
@@ -666,6 +709,22 @@ impl GpuSupervisor {
         let actual = output.credits;
         let id = job.id;
         let leftover = output.file.clone();
+        // Scene cuts become markers on the timeline (when asked), once the job has succeeded.
+        let scene_marks = (job.kind == "analyze.scenes"
+            && serde_json::from_str::<Value>(&job.params)
+                .ok()
+                .is_none_or(|p| p["markers"].as_bool() != Some(false)))
+        .then(|| {
+            serde_json::from_slice::<Value>(&output.bytes).ok().map(|v| {
+                v["cuts"]
+                    .as_array()
+                    .map(|c| c.iter().filter_map(|c| c["time_ms"].as_i64()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+        })
+        .flatten()
+        .zip(job.input_asset)
+        .map(|(cuts, input)| (job.project_id, input, cuts));
         let fut = async move {
             if let Some(existing) = store.asset_of_job(id).await? {
                 if let Some(file) = &output.file {
@@ -741,7 +800,11 @@ impl GpuSupervisor {
                     reason: format!("could not store the result: {err}"),
                 },
             };
+            let succeeded = matches!(outcome, Outcome::Succeeded { .. });
             act.finish(ctx, id, outcome);
+            if let (true, Some((project, input, cuts))) = (succeeded, scene_marks) {
+                act.mark_scenes(ctx, id, project, input, cuts);
+            }
         }));
     }
 }

@@ -1,0 +1,41 @@
+//! Shot boundaries (FFmpeg scdet) on a synthetic concatenation with known cut points.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn cuts_of_a_concatenation_are_found_to_the_frame() {
+    let dir = std::env::temp_dir().join(format!("moviola-scenes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join("cuts.mp4");
+    // Four one-second shots of different content, 25 fps: cuts at 1, 2 and 3 s.
+    let graph = "testsrc2=size=320x240:rate=25:duration=1[a];mandelbrot=size=320x240:rate=25,trim=duration=1,setpts=PTS-STARTPTS[b];\
+                 smptebars=size=320x240:rate=25:duration=1[c];color=c=0x336699:size=320x240:rate=25:duration=1,noise=alls=30:allf=t[d];\
+                 [a][b][c][d]concat=n=4:v=1:a=0,format=yuv420p";
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-filter_complex",
+            graph,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+        ])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cuts = moviola_media::filter::detect_scenes(&file, 10.0, &mut |_, _| true).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let truth = [1000i64, 2000, 3000];
+    let hits = truth.iter().filter(|t| cuts.iter().any(|c| (c.time_ms - **t).abs() <= 40)).count();
+    let precision = hits as f64 / cuts.len().max(1) as f64;
+    let recall = hits as f64 / truth.len() as f64;
+    let f1 = 2.0 * precision * recall / (precision + recall).max(1e-9);
+    eprintln!("scdet cuts {cuts:?}: F1 {f1:.3}");
+    assert!(f1 >= 0.95, "F1 {f1}: {cuts:?}");
+}
