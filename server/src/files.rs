@@ -41,8 +41,17 @@ pub fn load_or_create_key(data_dir: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 fn mac(key: &[u8], asset: AssetId, exp: i64) -> Hmac<Sha256> {
+    mac_variant(key, asset, None, exp)
+}
+
+/// The MAC binds the asset, which file of it (`None`: the asset's own; `thumb`: its still) and
+/// the expiry.
+fn mac_variant(key: &[u8], asset: AssetId, variant: Option<&str>, exp: i64) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(format!("{asset}:{exp}").as_bytes());
+    match variant {
+        None => m.update(format!("{asset}:{exp}").as_bytes()),
+        Some(v) => m.update(format!("{asset}:{v}:{exp}").as_bytes()),
+    }
     m
 }
 
@@ -52,10 +61,25 @@ pub fn signed_url(key: &[u8], asset: AssetId, exp: i64) -> String {
     format!("/files/{asset}?exp={exp}&sig={sig}")
 }
 
+/// `/files/{id}?v=thumb&exp=…&sig=…`: the asset's still (the image itself, or the frame a
+/// video's ingest or job saved beside it).
+pub fn signed_thumb_url(key: &[u8], asset: AssetId, exp: i64) -> String {
+    let sig = moviola_actors::jobs::supervisor::hex(&mac_variant(key, asset, Some("thumb"), exp).finalize().into_bytes());
+    format!("/files/{asset}?v=thumb&exp={exp}&sig={sig}")
+}
+
+/// An expiry for links handed out in listings: at least `hours` ahead, on the hour, so the
+/// same link (and the browser's cached copy) is reused for an hour.
+pub fn listing_expiry(now_ms: i64, hours: i64) -> i64 {
+    (now_ms / 3_600_000 + hours + 1) * 3_600_000
+}
+
 #[derive(Deserialize)]
 pub struct Signature {
     exp: i64,
     sig: String,
+    #[serde(default)]
+    v: Option<String>,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -103,7 +127,11 @@ pub async fn serve(
     q: web::Query<Signature>,
 ) -> Result<HttpResponse, ApiError> {
     let asset = AssetId(*path);
-    let ok = unhex(&q.sig).is_some_and(|sig| mac(&state.url_key, asset, q.exp).verify_slice(&sig).is_ok());
+    let variant = q.v.as_deref();
+    if variant.is_some_and(|v| v != "thumb") {
+        return Err(ApiError::bad_request("unknown file variant"));
+    }
+    let ok = unhex(&q.sig).is_some_and(|sig| mac_variant(&state.url_key, asset, variant, q.exp).verify_slice(&sig).is_ok());
     if !ok {
         return Err(ApiError::forbidden("this link is not valid: ask the studio for a new one"));
     }
@@ -116,7 +144,14 @@ pub async fn serve(
         .asset(asset)
         .await?
         .ok_or_else(|| ApiError::not_found("the file no longer exists"))?;
-    let full = state.config.media_dir.join(&asset.path);
+    let (full, mime) = match (variant, asset.kind.as_str()) {
+        (None, _) | (Some(_), "image") => (state.config.media_dir.join(&asset.path), asset.mime.clone()),
+        (Some(_), "video") => (
+            state.config.media_dir.join(&asset.path).with_extension("thumb.png"),
+            "image/png".to_owned(),
+        ),
+        (Some(_), _) => return Err(ApiError::not_found("this asset has no picture")),
+    };
     let mut file = tokio::fs::File::open(&full)
         .await
         .map_err(|e| ApiError::internal(format!("the file cannot be read: {e}")))?;
@@ -156,7 +191,7 @@ pub async fn serve(
     } else {
         HttpResponse::Ok()
     };
-    res.content_type(asset.mime.as_str())
+    res.content_type(mime.as_str())
         .insert_header(("Accept-Ranges", "bytes"))
         .insert_header(("Cache-Control", "private, max-age=3600"))
         .no_chunking(count);
@@ -191,5 +226,11 @@ mod tests {
         assert!(mac(key, AssetId(7), 1000).verify_slice(&bytes).is_ok());
         assert!(mac(key, AssetId(8), 1000).verify_slice(&bytes).is_err());
         assert!(mac(key, AssetId(7), 1001).verify_slice(&bytes).is_err());
+        // A file link does not open the still, nor the other way round.
+        assert!(mac_variant(key, AssetId(7), Some("thumb"), 1000).verify_slice(&bytes).is_err());
+        let thumb = signed_thumb_url(key, AssetId(7), 1000);
+        let tsig = unhex(thumb.rsplit("sig=").next().unwrap()).unwrap();
+        assert!(mac(key, AssetId(7), 1000).verify_slice(&tsig).is_err());
+        assert_eq!(listing_expiry(3_600_000 * 5 + 10, 6), 3_600_000 * 12);
     }
 }

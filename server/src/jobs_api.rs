@@ -74,6 +74,18 @@ fn asset_json(asset: &Asset) -> Value {
     v
 }
 
+/// An asset's view with signed links for `<img>`/`<video>` (no token in any URL): `links.file`
+/// and, for pictures, `links.thumbnail`; valid at least 6 hours, stable within the hour.
+fn asset_view(state: &AppState, asset: &Asset) -> Value {
+    let mut v = asset_json(asset);
+    let exp = crate::files::listing_expiry(now_ms(), 6);
+    v["links"] = json!({ "file": crate::files::signed_url(&state.url_key, asset.id, exp), "expires_at": exp });
+    if matches!(asset.kind.as_str(), "image" | "video") {
+        v["links"]["thumbnail"] = json!(crate::files::signed_thumb_url(&state.url_key, asset.id, exp));
+    }
+    v
+}
+
 #[derive(Deserialize)]
 struct UploadQuery {
     #[serde(default)]
@@ -425,7 +437,10 @@ async fn list_assets(state: web::Data<AppState>, authed: Authed, path: web::Path
     project_for(&state, authed.user.id, project).await?;
     let assets = state.hub.store().assets_of(project).await?;
     let derived = derived_media(&state, project).await?;
-    let views: Vec<Value> = assets.iter().map(|a| with_derived(asset_json(a), derived.get(&a.id))).collect();
+    let views: Vec<Value> = assets
+        .iter()
+        .map(|a| with_derived(asset_view(&state, a), derived.get(&a.id)))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "assets": views })))
 }
 
@@ -463,7 +478,7 @@ async fn asset_for(state: &AppState, authed: &Authed, id: AssetId) -> Result<(As
 async fn get_asset(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
     let derived = derived_media(&state, asset.project_id).await?;
-    Ok(HttpResponse::Ok().json(with_derived(asset_json(&asset), derived.get(&asset.id))))
+    Ok(HttpResponse::Ok().json(with_derived(asset_view(&state, &asset), derived.get(&asset.id))))
 }
 
 async fn asset_content(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

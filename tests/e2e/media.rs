@@ -162,8 +162,16 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
         }
     }
 
-    // The asset lists its finished derived media.
+    // The asset lists its finished derived media, and signed links that need no token: its
+    // file and its still; a file link does not open the still.
     let view = request(port, "GET", &format!("/api/v1/assets/{}", a["id"]), Some(&ana.token), None).unwrap();
+    let file_link = view.body["links"]["file"].as_str().unwrap().to_owned();
+    let thumb_link = view.body["links"]["thumbnail"].as_str().unwrap().to_owned();
+    assert_eq!(get_with_headers(port, &file_link, &[]).unwrap().bytes, mp4);
+    let still = get_with_headers(port, &thumb_link, &[]).unwrap();
+    assert_eq!((still.status, still.content_type.as_str()), (200, "image/png"));
+    let swapped = file_link.replace("?exp=", "?v=thumb&exp=");
+    assert_eq!(get_with_headers(port, &swapped, &[]).unwrap().status, 403);
     for kind in ["filmstrip", "waveform", "proxy"] {
         assert!(view.body["derived"][kind].as_i64().is_some(), "{kind}: {}", view.body);
     }

@@ -20,6 +20,8 @@ export type Asset = {
   duration_ms: number | null;
   source_job: number | null;
   derived?: { filmstrip?: number; waveform?: number; proxy?: number };
+  /** Signed links for `<img>`/`<video>`: no token in any URL. */
+  links?: { file: string; thumbnail?: string; expires_at: number };
 };
 export type Job = {
   id: number;
@@ -59,10 +61,6 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   return data as T;
 }
 
-/** A URL for `<img>`/`<video>` (which cannot send headers): the token rides in the query. */
-export function authed(path: string): string {
-  return `/api/v1${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(session.token ?? "")}`;
-}
 
 /** Uploads a file with progress (fetch has no upload progress; XMLHttpRequest does). */
 export function upload(project: number, file: File, onProgress: (fraction: number) => void): Promise<any> {

@@ -6,7 +6,7 @@ import { Repo, type DocHandle } from "@automerge/automerge-repo/slim";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, authed, upload, wsUrl, type Asset, type Job, type Project, type User } from "./api";
+import { api, upload, wsUrl, type Asset, type Job, type Project, type User } from "./api";
 import * as M from "./model";
 import { clipDuration, clipEnd, TICKS, type Clip, type View } from "./model";
 
@@ -357,9 +357,9 @@ function Library({ project, assets, canEdit, onUploaded, jobs }: { project: Proj
             title={`${a.name} — drag onto the timeline`}
           >
             {a.kind !== "audio" ? (
-              <img src={authed(`/assets/${a.id}/thumbnail`)} alt="" loading="lazy" />
+              <img src={a.links?.thumbnail} alt="" loading="lazy" />
             ) : (
-              <div class="audio-icon">{a.derived?.waveform ? <Waveform asset={a.derived.waveform} /> : "♪"}</div>
+              <div class="audio-icon">{a.derived?.waveform ? <Waveform url={linkOf(assets, a.derived.waveform)} /> : "♪"}</div>
             )}
             <span class="name">{a.name}</span>
             <span class="muted">
@@ -559,7 +559,7 @@ function Timeline(p: {
                       style={{
                         left: toX(start),
                         width: Math.max(4, toX(len)),
-                        backgroundImage: strip && t.kind === "video" ? `url(${authed(`/assets/${strip}/content`)})` : undefined,
+                        backgroundImage: strip && t.kind === "video" ? `url(${linkOf(p.assets, strip)})` : undefined,
                       }}
                       onFocus={() => p.setSelected(c.id)}
                       onPointerDown={(e) => {
@@ -572,7 +572,7 @@ function Timeline(p: {
                       {p.canEdit && <span class="handle in" data-handle="in" />}
                       {c.transition_in && <span class="transition" style={{ width: toX(c.transition_in.duration) }} title={c.transition_in.kind} />}
                       <span class="label">{c.text ?? a?.name ?? (c.job ? `job ${c.job.id}` : c.asset)}</span>
-                      {a?.derived?.waveform && t.kind !== "video" && <Waveform asset={a.derived.waveform} />}
+                      {a?.derived?.waveform && t.kind !== "video" && <Waveform url={linkOf(p.assets, a.derived.waveform)} />}
                       {c.job && !c.asset && (
                         <span class="job">
                           {job?.state ?? c.job.state}
@@ -610,10 +610,16 @@ function Timeline(p: {
   );
 }
 
-function Waveform({ asset }: { asset: number }) {
+/** The signed link of asset `id`'s file (derived media are in the project's asset list). */
+function linkOf(assets: Asset[], id: number | string): string | undefined {
+  return assets.find((a) => String(a.id) === String(id))?.links?.file;
+}
+
+function Waveform({ url }: { url?: string }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
-    fetch(authed(`/assets/${asset}/content`))
+    if (!url) return;
+    fetch(url)
       .then((r) => r.json())
       .then((w) => {
         const c = canvas.current;
@@ -625,7 +631,7 @@ function Waveform({ asset }: { asset: number }) {
         peaks.forEach(([lo, hi], i) => g.fillRect(i, ((1 - hi) / 2) * c.height, 1, Math.max(1, ((hi - lo) / 2) * c.height)));
       })
       .catch(() => {});
-  }, [asset]);
+  }, [url]);
   return <canvas class="waveform" ref={canvas} height={40} />;
 }
 
@@ -643,18 +649,19 @@ function Preview({ view, playhead, assetById, playing }: { view: View; playhead:
   }
   const titles = view.clips.filter((c) => c.text && c.start <= playhead && playhead < clipEnd(c));
   const src = shown?.asset ? (shown.asset.kind === "image" ? null : shown.asset.derived?.proxy ?? shown.asset.id) : null;
+  const srcUrl = src === null ? undefined : assetById(String(src))?.links?.file;
   const sourceTime = shown ? secs(shown.clip.source_in + ((playhead - shown.clip.start) * shown.clip.speed_num) / shown.clip.speed_den) : 0;
   useEffect(() => {
     const v = video.current;
-    if (!v || src === null) return;
+    if (!v || !srcUrl) return;
     if (Math.abs(v.currentTime - sourceTime) > (playing ? 0.3 : 0.02)) v.currentTime = sourceTime;
     if (playing && v.paused) v.play().catch(() => {});
     if (!playing && !v.paused) v.pause();
   });
   return (
     <div class="preview" style={{ aspectRatio: `${view.settings.width} / ${view.settings.height}` }} aria-label="Preview">
-      {src !== null && <video ref={video} src={authed(`/assets/${src}/content`)} muted={!playing} preload="auto" />}
-      {shown?.asset?.kind === "image" && <img src={authed(`/assets/${shown.asset.id}/content`)} alt="" />}
+      {srcUrl && <video ref={video} src={srcUrl} muted={!playing} preload="auto" />}
+      {shown?.asset?.kind === "image" && <img src={shown.asset.links?.file} alt="" />}
       {titles.map((t) => (
         <div key={t.id} class="title-overlay">{t.text}</div>
       ))}
