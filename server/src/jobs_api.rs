@@ -585,7 +585,11 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
     if let kinds::Params::Upscale(u) = &mut params {
         // The learned model where it is installed and the scale allows; else the classical
         // filter. The choice is stored with the job, so a retry runs the same thing.
-        let installed = crate::models_cli::installed(&state.config.models_dir, &crate::models_cli::CATALOG[0]);
+        // Checksumming the weights is file I/O: off the async threads.
+        let dir = state.config.models_dir.clone();
+        let installed = web::block(move || crate::models_cli::installed(&dir, &crate::models_cli::CATALOG[0]))
+            .await
+            .unwrap_or(false);
         let model = match u.model {
             Some(kinds::UpscaleModel::Realesrgan) if !installed => {
                 return Err(ApiError::new(
