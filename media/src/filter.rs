@@ -152,16 +152,24 @@ fn run_graph(
         _ => "",
     };
     let mut filters: Option<ff::filter::Graph> = None;
-    let mut out: Option<(
-        ff::format::context::Output,
-        export::VideoOut,
-        Option<(export::AudioOut, export::sources::AudioReader)>,
-    )> = None;
-    let mut frames = 0u64;
-    let (mut width, mut height) = (0, 0);
+    let mut out: Option<Out> = None;
+    let frames = std::cell::Cell::new(0u64);
+    let size = std::cell::Cell::new((0u32, 0u32));
     let mut decoded = ff::util::frame::video::Video::empty();
     let mut filtered = ff::util::frame::video::Video::empty();
     let mut samples_sent = 0i64;
+    // Every frame out of the graph: counted, inspected, transformed and encoded.
+    let mut on_frame = |f: &ff::util::frame::video::Video, sink_tb: ff::Rational| -> Result<(), MediaError> {
+        frames.set(frames.get() + 1);
+        size.set((f.width(), f.height()));
+        if let Some(i) = inspect.as_mut() {
+            i(f, sink_tb);
+        }
+        if let Some(path) = output {
+            write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
+        }
+        Ok(())
+    };
     let mut eof = false;
     loop {
         // Feed the decoder, or signal its end.
@@ -219,17 +227,8 @@ fn run_graph(
             };
             graph.get("in").expect("added").source().add(&decoded)?;
             let sink_tb = graph.get("out").expect("added").sink().time_base();
-            drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
-                frames += 1;
-                (width, height) = (f.width(), f.height());
-                if let Some(i) = inspect.as_mut() {
-                    i(f, sink_tb);
-                }
-                if let Some(path) = output {
-                    write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
-                }
-                Ok(())
-            })?;
+            drain_sink(graph, &mut filtered, &mut |f| on_frame(f, sink_tb))?;
+            let frames = frames.get();
             if !progress(frames, expected.max(frames)) {
                 if let Some(path) = output {
                     let _ = std::fs::remove_file(path);
@@ -246,17 +245,9 @@ fn run_graph(
         .ok_or_else(|| MediaError::Decode("no frame could be decoded".into()))?;
     graph.get("in").expect("added").source().flush()?;
     let sink_tb = graph.get("out").expect("added").sink().time_base();
-    drain_sink(graph, &mut filtered, &mut |f: &ff::util::frame::video::Video| {
-        frames += 1;
-        (width, height) = (f.width(), f.height());
-        if let Some(i) = inspect.as_mut() {
-            i(f, sink_tb);
-        }
-        if let Some(path) = output {
-            write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
-        }
-        Ok(())
-    })?;
+    drain_sink(graph, &mut filtered, &mut |f| on_frame(f, sink_tb))?;
+    drop(on_frame);
+    let (frames, (width, height)) = (frames.get(), size.get());
     if let Some((mut octx, mut vout, audio)) = out {
         vout.encoder.send_eof().map_err(export::encode_err("video encoder"))?;
         export::drain(&mut vout.encoder, vout.stream, vout.tb, 1, &mut octx)?;

@@ -2,28 +2,13 @@
 //! SNR, speech from espeak-ng), keeps sync, and loudness lands on the −14 / −16 LUFS presets as
 //! the ffmpeg command line's EBU R128 meter reads it.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::dir;
+
+use std::path::Path;
 use std::process::Command;
 
 use moviola_media::audio;
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir() -> Dir {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("moviola-audio-test-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
 
 /// 16-bit stereo 48 kHz WAV.
 fn write_wav(path: &Path, samples: &[[f32; 2]]) {

@@ -2,6 +2,9 @@
 //! as an independent decoder: frame counts and durations, which clip and source time each frame
 //! shows, transitions, fades, titles, pad and crop, rotation, sound levels and sync, formats.
 
+mod common;
+use common::{dir, ffmpeg};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,34 +13,6 @@ use moviola_crdt::time::{FrameRate, millis, seconds};
 use moviola_crdt::timeline::{TrackKind, Transition};
 use moviola_crdt::{EditOp, ExportPlan, Settings, Timeline, apply_and_commit};
 use moviola_media::export::{self, AudioCodec, Container, Fit, OutputSpec, Preset, Quality, VideoCodec};
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir() -> Dir {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("moviola-export-test-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn ffmpeg(args: &[&str], out: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
 
 /// A colour clip with a sine tone.
 fn colour(d: &Path, name: &str, colour: &str, size: &str, rate: u32, secs: u32, hz: u32) -> PathBuf {

@@ -1,40 +1,9 @@
 //! probe and thumbnail on media generated with the ffmpeg command line (lavfi sources).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{dir, ffmpeg};
 
 use moviola_media::{StreamKind, probe, thumbnail};
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir() -> Dir {
-    let d = std::env::temp_dir().join(format!("moviola-media-test-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn ffmpeg(args: &[&str], out: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
 
 #[test]
 fn probes_video_with_audio() {

@@ -2,26 +2,11 @@
 //! camera (a crop window moving every frame) comes out with far less frame-to-frame motion,
 //! the same length, and its sound.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::dir;
+
+use std::path::Path;
 use std::process::Command;
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir() -> Dir {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("moviola-stab-test-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
 
 /// Grey frames (luma) decoded by the ffmpeg command line, `w`×`h`.
 fn gray_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {

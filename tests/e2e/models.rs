@@ -36,6 +36,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// `POST /projects/{project}/jobs` with `body`.
+fn submit(port: u16, token: &str, project: i64, body: serde_json::Value) -> moviola_tests::http::Response {
+    request(port, "POST", &format!("/api/v1/projects/{project}/jobs"), Some(token), Some(&body)).unwrap()
+}
+
 async fn wait_final(port: u16, token: &str, job: i64) -> serde_json::Value {
     for _ in 0..1200 {
         let res = request(port, "GET", &format!("/api/v1/jobs/{job}"), Some(token), None).unwrap();
@@ -58,29 +63,27 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     let asset = upload(port, &ana, project, &input, "chelsea.png").body["asset"]["id"]
         .as_i64()
         .unwrap();
-    let submit = |params: serde_json::Value| {
-        request(
+    let upscale = |params: serde_json::Value| {
+        submit(
             port,
-            "POST",
-            &format!("/api/v1/projects/{project}/jobs"),
-            Some(&ana.token),
-            Some(&json!({ "kind": "enhance.upscale", "input": asset, "params": params })),
+            &ana.token,
+            project,
+            json!({ "kind": "enhance.upscale", "input": asset, "params": params }),
         )
-        .unwrap()
     };
 
     // Not installed yet: the classical filter by default, and asking for the model says what to run.
-    let res = submit(json!({ "scale": 4, "model": "realesrgan" }));
+    let res = upscale(json!({ "scale": 4, "model": "realesrgan" }));
     assert_eq!(res.status, 400, "{}", res.body);
     assert_eq!(res.body["error"]["code"], "model_not_installed");
     assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch"));
-    let res = submit(json!({ "scale": 4 }));
+    let res = upscale(json!({ "scale": 4 }));
     assert_eq!(res.body["job"]["params"]["model"], "classical", "{}", res.body);
     wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
 
     // Installed: the default, and the result is ncnn's within one level.
     copy_dir(&fetched_models().join("realesrgan"), &server.data_dir.join("models/realesrgan"));
-    let res = submit(json!({ "scale": 4 }));
+    let res = upscale(json!({ "scale": 4 }));
     assert_eq!(res.status, 201, "{}", res.body);
     assert_eq!(res.body["job"]["params"]["model"], "realesrgan", "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
@@ -107,7 +110,7 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     // Scales the model cannot do are refused with the reason; so are parameters that are not
     // an object (serde would read a struct from an array).
     for bad in [json!({ "scale": 2.5, "model": "realesrgan" }), json!([4]), json!("x")] {
-        let res = submit(bad.clone());
+        let res = upscale(bad.clone());
         assert_eq!(
             (res.status, res.body["error"]["code"].as_str()),
             (400, Some("invalid_params")),
@@ -166,14 +169,12 @@ async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
     let asset = upload(port, &ana, project, &std::fs::read(&noisy).unwrap(), "noisy.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
-    let res = request(
+    let res = submit(
         port,
-        "POST",
-        &format!("/api/v1/projects/{project}/jobs"),
-        Some(&ana.token),
-        Some(&json!({ "kind": "audio.cleanup", "input": asset, "params": { "loudness": "podcast" } })),
-    )
-    .unwrap();
+        &ana.token,
+        project,
+        json!({ "kind": "audio.cleanup", "input": asset, "params": { "loudness": "podcast" } }),
+    );
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
@@ -213,14 +214,12 @@ async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
     let (before, after) = (rms(&noisy), rms(&file));
     assert!(after < before / 4.0, "noise floor {before} → {after}");
     // A bad combination is refused with the reason.
-    let res = request(
+    let res = submit(
         port,
-        "POST",
-        &format!("/api/v1/projects/{project}/jobs"),
-        Some(&ana.token),
-        Some(&json!({ "kind": "audio.cleanup", "input": asset, "params": { "denoise": false, "loudness": "off" } })),
-    )
-    .unwrap();
+        &ana.token,
+        project,
+        json!({ "kind": "audio.cleanup", "input": asset, "params": { "denoise": false, "loudness": "off" } }),
+    );
     assert_eq!(
         (res.status, res.body["error"]["code"].as_str()),
         (400, Some("invalid_params")),
@@ -249,14 +248,7 @@ async fn stabilize_steadies_an_uploaded_video_into_a_new_asset() {
     let asset = upload(port, &ana, project, &std::fs::read(&shaky).unwrap(), "shaky.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
-    let res = request(
-        port,
-        "POST",
-        &format!("/api/v1/projects/{project}/jobs"),
-        Some(&ana.token),
-        Some(&json!({ "kind": "enhance.stabilize", "input": asset })),
-    )
-    .unwrap();
+    let res = submit(port, &ana.token, project, json!({ "kind": "enhance.stabilize", "input": asset }));
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
@@ -287,14 +279,12 @@ async fn stabilize_steadies_an_uploaded_video_into_a_new_asset() {
     )
     .unwrap();
     assert_eq!(thumb.status, 200);
-    let res = request(
+    let res = submit(
         port,
-        "POST",
-        &format!("/api/v1/projects/{project}/jobs"),
-        Some(&ana.token),
-        Some(&json!({ "kind": "enhance.stabilize", "input": asset, "params": { "smoothing": 1000 } })),
-    )
-    .unwrap();
+        &ana.token,
+        project,
+        json!({ "kind": "enhance.stabilize", "input": asset, "params": { "smoothing": 1000 } }),
+    );
     assert_eq!((res.status, res.body["error"]["code"].as_str()), (400, Some("invalid_params")));
 }
 
@@ -343,14 +333,12 @@ async fn footage_is_upscaled_frame_by_frame() {
         (json!({ "scale": 4 }), (256, 192), "realesrgan"),
         (json!({ "scale": 2, "model": "classical" }), (128, 96), "classical"),
     ] {
-        let res = request(
+        let res = submit(
             port,
-            "POST",
-            &format!("/api/v1/projects/{project}/jobs"),
-            Some(&ana.token),
-            Some(&json!({ "kind": "enhance.upscale", "input": asset, "params": params })),
-        )
-        .unwrap();
+            &ana.token,
+            project,
+            json!({ "kind": "enhance.upscale", "input": asset, "params": params }),
+        );
         assert_eq!(res.status, 201, "{}", res.body);
         assert_eq!(res.body["job"]["params"]["model"], model);
         let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
@@ -422,14 +410,7 @@ async fn scene_cuts_become_markers_on_the_timeline() {
     .await
     .unwrap();
     sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
-    let res = request(
-        port,
-        "POST",
-        &format!("/api/v1/projects/{project}/jobs"),
-        Some(&ana.token),
-        Some(&json!({ "kind": "analyze.scenes", "input": asset })),
-    )
-    .unwrap();
+    let res = submit(port, &ana.token, project, json!({ "kind": "analyze.scenes", "input": asset }));
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");

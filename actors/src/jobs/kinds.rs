@@ -522,6 +522,11 @@ impl JobKind {
         }
     }
 
+    /// Reads parameters into the kind's struct; the error names the kind and the field.
+    fn read_params<T: serde::de::DeserializeOwned>(self, params: Value) -> Result<T, String> {
+        serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))
+    }
+
     /// Checks parameters against the kind's schema. The error says what is wrong.
     pub fn validate(self, params: &Value) -> Result<Params, String> {
         let params = if params.is_null() { json!({}) } else { params.clone() };
@@ -531,7 +536,7 @@ impl JobKind {
         }
         match self {
             JobKind::EnhanceColor => {
-                let p: ColorParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: ColorParams = self.read_params(params)?;
                 if !(0.0..=0.2).contains(&p.clip) {
                     return Err(format!("clip must be between 0 and 0.2, got {}", p.clip));
                 }
@@ -545,7 +550,7 @@ impl JobKind {
                 Ok(Params::Color(p, lut))
             }
             JobKind::EnhanceUpscale => {
-                let p: UpscaleParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: UpscaleParams = self.read_params(params)?;
                 if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
                     return Err(format!("scale must be between 1 and 4, got {}", p.scale));
                 }
@@ -555,7 +560,7 @@ impl JobKind {
                 Ok(Params::Upscale(p))
             }
             JobKind::MediaFilmstrip => {
-                let p: FilmstripParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: FilmstripParams = self.read_params(params)?;
                 if !(2..=60).contains(&p.count) || !(16..=240).contains(&p.height) {
                     return Err(format!(
                         "count must be 2..=60 and height 16..=240, got {} and {}",
@@ -565,39 +570,39 @@ impl JobKind {
                 Ok(Params::Filmstrip(p))
             }
             JobKind::MediaWaveform => {
-                let p: WaveformParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: WaveformParams = self.read_params(params)?;
                 if !(1..=200).contains(&p.peaks_per_second) {
                     return Err(format!("peaks_per_second must be 1..=200, got {}", p.peaks_per_second));
                 }
                 Ok(Params::Waveform(p))
             }
             JobKind::MediaProxy => {
-                let p: ProxyParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: ProxyParams = self.read_params(params)?;
                 if !(144..=720).contains(&p.height) {
                     return Err(format!("height must be 144..=720, got {}", p.height));
                 }
                 Ok(Params::Proxy(p))
             }
             JobKind::ExportRender => {
-                let p: OutputSpec = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: OutputSpec = self.read_params(params)?;
                 Ok(Params::ExportRequest(p))
             }
             JobKind::AnalyzeScenes => {
-                let p: ScenesParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: ScenesParams = self.read_params(params)?;
                 if !(1.0..=50.0).contains(&p.threshold) {
                     return Err(format!("threshold must be 1 to 50, got {}", p.threshold));
                 }
                 Ok(Params::Scenes(p))
             }
             JobKind::EnhanceStabilize => {
-                let p: StabilizeParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: StabilizeParams = self.read_params(params)?;
                 if !(5..=120).contains(&p.smoothing) {
                     return Err(format!("smoothing must be 5..=120 frames, got {}", p.smoothing));
                 }
                 Ok(Params::Stabilize(p))
             }
             JobKind::AudioCleanup => {
-                let p: CleanupParams = serde_json::from_value(params).map_err(|e| format!("parameters of {}: {e}", self.name()))?;
+                let p: CleanupParams = self.read_params(params)?;
                 if !p.denoise && p.loudness == Loudness::Off {
                     return Err("nothing to do: enable denoise or choose a loudness preset".into());
                 }
