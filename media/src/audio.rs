@@ -1,6 +1,6 @@
 //! Sound clean-up: RNNoise noise suppression (the `nnnoiseless` crate, Xiph's RNNoise network
 //! in Rust) and loudness normalisation to an integrated target measured as ITU-R BS.1770-4 /
-//! EBU R128 prescribe, with the peak kept at or below −1 dBFS.
+//! EBU R128 prescribe, with a look-ahead limiter keeping the peaks at or below −1 dBFS.
 
 use std::path::Path;
 
@@ -105,18 +105,71 @@ pub fn integrated_loudness(samples: &[[f32; 2]]) -> Option<f64> {
     Some(lufs(gated.iter().sum::<f64>() / gated.len().max(1) as f64))
 }
 
-/// Scales the sound to `target` LUFS, but never past a −1 dBFS peak. Returns the gain in dB.
+/// The peak ceiling, −1 dBFS (sample peak; AAC adds a little, so a margin is kept).
+const CEILING: f32 = 0.891;
+
+/// Scales the sound to `target` LUFS; peaks that would pass −1 dBFS are held under it by a
+/// look-ahead limiter, and the gain is corrected for what the limiter took (a few passes).
+/// Returns the total gain applied, in dB.
 pub fn normalize(samples: &mut [[f32; 2]], target: f64) -> Option<f64> {
-    let now = integrated_loudness(samples)?;
-    let peak = samples.iter().flat_map(|s| [s[0].abs(), s[1].abs()]).fold(0f32, f32::max).max(1e-9);
-    let ceiling = -1.0 - 20.0 * f64::from(peak).log10();
-    let gain_db = (target - now).min(ceiling);
-    let gain = 10f64.powf(gain_db / 20.0) as f32;
-    for s in samples.iter_mut() {
-        s[0] *= gain;
-        s[1] *= gain;
+    let mut total_db = 0.0;
+    for _ in 0..4 {
+        let now = integrated_loudness(samples)?;
+        let gain_db = target - now;
+        if gain_db.abs() < 0.05 {
+            break;
+        }
+        let gain = 10f64.powf(gain_db / 20.0) as f32;
+        for s in samples.iter_mut() {
+            s[0] *= gain;
+            s[1] *= gain;
+        }
+        total_db += gain_db;
+        limit(samples);
     }
-    Some(gain_db)
+    Some(total_db)
+}
+
+/// A look-ahead peak limiter: the gain needed at each sample is spread over ±5 ms (so it is
+/// already down when the peak arrives) and recovers over ~50 ms.
+fn limit(samples: &mut [[f32; 2]]) {
+    const LOOK: usize = 240;
+    let need: Vec<f32> = samples
+        .iter()
+        .map(|s| {
+            let p = s[0].abs().max(s[1].abs());
+            if p > CEILING { CEILING / p } else { 1.0 }
+        })
+        .collect();
+    if need.iter().all(|g| *g >= 1.0) {
+        return;
+    }
+    // Sliding minimum over [i − LOOK, i + LOOK].
+    let n = need.len();
+    let mut window = std::collections::VecDeque::<usize>::new();
+    let mut least = vec![1f32; n];
+    for i in 0..n + LOOK {
+        if i < n {
+            while window.back().is_some_and(|&j| need[j] >= need[i]) {
+                window.pop_back();
+            }
+            window.push_back(i);
+        }
+        if i >= LOOK {
+            let at = i - LOOK;
+            while window.front().is_some_and(|&j| j + 2 * LOOK < at + LOOK) {
+                window.pop_front();
+            }
+            least[at] = window.front().map_or(1.0, |&j| need[j]);
+        }
+    }
+    let release = 1.0 / 2400.0;
+    let mut g = 1.0f32;
+    for (s, m) in samples.iter_mut().zip(least) {
+        g = if m < g { m } else { (g + (m - g) * release).min(m) };
+        s[0] *= g;
+        s[1] *= g;
+    }
 }
 
 /// Writes stereo 48 kHz sound as AAC in an M4A file.
