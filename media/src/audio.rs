@@ -105,7 +105,7 @@ pub fn integrated_loudness(samples: &[[f32; 2]]) -> Option<f64> {
     Some(lufs(gated.iter().sum::<f64>() / gated.len().max(1) as f64))
 }
 
-/// The peak ceiling, −1 dBFS (sample peak; AAC adds a little, so a margin is kept).
+/// The peak ceiling, −1 dBFS in sample peak (AAC may add a few hundredths of a dB).
 const CEILING: f32 = 0.891;
 
 /// Scales the sound to `target` LUFS; peaks that would pass −1 dBFS are held under it by a
@@ -127,11 +127,13 @@ pub fn normalize(samples: &mut [[f32; 2]], target: f64) -> Option<f64> {
         total_db += gain_db;
         limit(samples);
     }
+    // Whatever the loudness was, the peaks end under the ceiling.
+    limit(samples);
     Some(total_db)
 }
 
-/// A look-ahead peak limiter: the gain needed at each sample is spread over ±5 ms (so it is
-/// already down when the peak arrives) and recovers over ~50 ms.
+/// A look-ahead peak limiter: the gain each sample needs is held over ±5 ms and ramped (so it
+/// is already down when the peak arrives, without a step) and recovers over ~50 ms.
 fn limit(samples: &mut [[f32; 2]]) {
     const LOOK: usize = 240;
     let need: Vec<f32> = samples
@@ -163,9 +165,23 @@ fn limit(samples: &mut [[f32; 2]]) {
             least[at] = window.front().map_or(1.0, |&j| need[j]);
         }
     }
+    // A centred moving average (±LOOK/2) of the held minimum ramps the gain down instead of
+    // stepping it; every value averaged lies within ±LOOK of a peak's sample, so the average
+    // is still at or below what that peak needs.
+    let half = LOOK / 2;
+    let mut prefix = vec![0f64; n + 1];
+    for (i, v) in least.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + f64::from(*v);
+    }
+    let smooth: Vec<f32> = (0..n)
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(n));
+            ((prefix[b] - prefix[a]) / (b - a) as f64) as f32
+        })
+        .collect();
     let release = 1.0 / 2400.0;
     let mut g = 1.0f32;
-    for (s, m) in samples.iter_mut().zip(least) {
+    for (s, m) in samples.iter_mut().zip(smooth) {
         g = if m < g { m } else { (g + (m - g) * release).min(m) };
         s[0] *= g;
         s[1] *= g;

@@ -57,18 +57,22 @@ pub struct SceneCut {
 /// Shot boundaries by FFmpeg's `scdet` at `threshold` (its default is 10).
 pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<Vec<SceneCut>, MediaError> {
     let mut cuts = Vec::new();
-    let mut first: Option<i64> = None;
-    let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational| {
-        let pts = f.pts().or(f.timestamp()).unwrap_or(0);
-        // Times from the first frame, as the timeline counts a source's time.
-        let pts = pts - *first.get_or_insert(pts);
+    let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64| {
+        // Source time as the timeline counts it: from the file's origin (see `start_of`).
+        let pts = f.pts().or(f.timestamp()).unwrap_or(origin).saturating_sub(origin);
         let meta = f.metadata();
         // scdet scores every frame (`lavfi.scd.score`) and marks cuts above the threshold with
         // `lavfi.scd.time`.
         if meta.get("lavfi.scd.time").is_some() {
             let score = meta.get("lavfi.scd.score").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            let time_ms = (i128::from(pts) * i128::from(tb.numerator()) * 1000 / i128::from(tb.denominator().max(1))) as i64;
-            cuts.push(SceneCut { time_ms, score });
+            let time_ms = i64::try_from(i128::from(pts) * i128::from(tb.numerator()) * 1000 / i128::from(tb.denominator().max(1)));
+            // A crafted timestamp gives no cut rather than an absurd one.
+            if let Ok(time_ms) = time_ms
+                .map_err(drop)
+                .and_then(|t| if (0..=i64::MAX / 1_000_000).contains(&t) { Ok(t) } else { Err(()) })
+            {
+                cuts.push(SceneCut { time_ms, score });
+            }
         }
     };
     run_graph(
@@ -82,7 +86,8 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
     Ok(cuts)
 }
 
-type Inspect<'a> = &'a mut dyn FnMut(&ff::util::frame::video::Video, ff::Rational);
+/// Sees every filtered frame with the sink's time base and the file's origin in it.
+type Inspect<'a> = &'a mut dyn FnMut(&ff::util::frame::video::Video, ff::Rational, i64);
 
 fn run_graph(
     input: &Path,
@@ -136,6 +141,7 @@ fn run_graph(
     let mut ictx = ff::format::input(input).map_err(|e| MediaError::NotMedia(e.to_string()))?;
     let stream = ictx.streams().best(Type::Video).ok_or(MediaError::NoStream("video"))?;
     let (index, tb) = (stream.index(), stream.time_base());
+    let origin = export::sources::start_of(&ictx, &stream);
     let rotation = crate::probe::stream_rotation(&stream);
     let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())?;
     ctx.set_threading(ff::threading::Config {
@@ -163,7 +169,7 @@ fn run_graph(
         frames.set(frames.get() + 1);
         size.set((f.width(), f.height()));
         if let Some(i) = inspect.as_mut() {
-            i(f, sink_tb);
+            i(f, sink_tb, origin);
         }
         if let Some(path) = output {
             write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;

@@ -3,7 +3,8 @@
 //! A `<video>` element cannot send an `Authorization` header, so members ask the API for a URL
 //! (`GET /api/v1/assets/{id}/url`) that carries its own proof: `/files/{id}?exp=…&sig=…`, where
 //! `sig` is HMAC-SHA256 over `"{id}:{exp}"` with a key kept in the data folder. Anyone holding
-//! the URL can read that one file until `exp`; nothing else.
+//! the URL can read that one file until `exp`; nothing else. Asset listings carry member links
+//! (`u=` the member, `v=thumb` for the still) that also stop working when that member leaves.
 
 use std::io::SeekFrom;
 use std::path::Path;
@@ -12,7 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::stream;
 use hmac::{Hmac, Mac};
-use moviola_store::AssetId;
+use moviola_store::{AssetId, UserId};
 use serde::Deserialize;
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -41,31 +42,35 @@ pub fn load_or_create_key(data_dir: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 fn mac(key: &[u8], asset: AssetId, exp: i64) -> Hmac<Sha256> {
-    mac_variant(key, asset, None, exp)
+    mac_for(key, asset, None, None, exp)
 }
 
-/// The MAC binds the asset, which file of it (`None`: the asset's own; `thumb`: its still) and
-/// the expiry.
-fn mac_variant(key: &[u8], asset: AssetId, variant: Option<&str>, exp: i64) -> Hmac<Sha256> {
+/// The MAC binds the asset, which file of it (`None`: the asset's own; `thumb`: its still),
+/// the member it was made for (then `/files` also checks that they still are one) and the
+/// expiry. The fields are digits or fixed words, so no two messages collide.
+fn mac_for(key: &[u8], asset: AssetId, variant: Option<&str>, user: Option<UserId>, exp: i64) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    match variant {
-        None => m.update(format!("{asset}:{exp}").as_bytes()),
-        Some(v) => m.update(format!("{asset}:{v}:{exp}").as_bytes()),
+    match (variant, user) {
+        (None, None) => m.update(format!("{asset}:{exp}").as_bytes()),
+        (Some(v), None) => m.update(format!("{asset}:{v}:{exp}").as_bytes()),
+        (v, Some(u)) => m.update(format!("{asset}:{}:u{u}:{exp}", v.unwrap_or("file")).as_bytes()),
     }
     m
+}
+
+/// A link for `<img>`/`<video>` in the studio, made for `user`: it stops working when they
+/// leave the project, not only at `exp`. `thumb` asks for the still.
+pub fn member_url(key: &[u8], asset: AssetId, thumb: bool, user: UserId, exp: i64) -> String {
+    let variant = thumb.then_some("thumb");
+    let sig = moviola_actors::jobs::supervisor::hex(&mac_for(key, asset, variant, Some(user), exp).finalize().into_bytes());
+    let v = if thumb { "v=thumb&" } else { "" };
+    format!("/files/{asset}?{v}u={user}&exp={exp}&sig={sig}")
 }
 
 /// `/files/{id}?exp=…&sig=…` for `asset`, valid until `exp` (ms since the epoch).
 pub fn signed_url(key: &[u8], asset: AssetId, exp: i64) -> String {
     let sig = moviola_actors::jobs::supervisor::hex(&mac(key, asset, exp).finalize().into_bytes());
     format!("/files/{asset}?exp={exp}&sig={sig}")
-}
-
-/// `/files/{id}?v=thumb&exp=…&sig=…`: the asset's still (the image itself, or the frame a
-/// video's ingest or job saved beside it).
-pub fn signed_thumb_url(key: &[u8], asset: AssetId, exp: i64) -> String {
-    let sig = moviola_actors::jobs::supervisor::hex(&mac_variant(key, asset, Some("thumb"), exp).finalize().into_bytes());
-    format!("/files/{asset}?v=thumb&exp={exp}&sig={sig}")
 }
 
 /// An expiry for links handed out in listings: at least `hours` ahead, on the hour, so the
@@ -80,6 +85,8 @@ pub struct Signature {
     sig: String,
     #[serde(default)]
     v: Option<String>,
+    #[serde(default)]
+    u: Option<i64>,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -131,7 +138,8 @@ pub async fn serve(
     if variant.is_some_and(|v| v != "thumb") {
         return Err(ApiError::bad_request("unknown file variant"));
     }
-    let ok = unhex(&q.sig).is_some_and(|sig| mac_variant(&state.url_key, asset, variant, q.exp).verify_slice(&sig).is_ok());
+    let user = q.u.map(UserId);
+    let ok = unhex(&q.sig).is_some_and(|sig| mac_for(&state.url_key, asset, variant, user, q.exp).verify_slice(&sig).is_ok());
     if !ok {
         return Err(ApiError::forbidden("this link is not valid: ask the studio for a new one"));
     }
@@ -144,6 +152,13 @@ pub async fn serve(
         .asset(asset)
         .await?
         .ok_or_else(|| ApiError::not_found("the file no longer exists"))?;
+    if let Some(user) = user {
+        if state.hub.store().role_of(asset.project_id, user).await?.is_none() {
+            return Err(ApiError::forbidden(
+                "this link was made for a member of the project who no longer is one",
+            ));
+        }
+    }
     let (full, mime) = match (variant, asset.kind.as_str()) {
         (None, _) | (Some(_), "image") => (state.config.media_dir.join(&asset.path), asset.mime.clone()),
         (Some(_), "video") => (
@@ -227,10 +242,16 @@ mod tests {
         assert!(mac(key, AssetId(8), 1000).verify_slice(&bytes).is_err());
         assert!(mac(key, AssetId(7), 1001).verify_slice(&bytes).is_err());
         // A file link does not open the still, nor the other way round.
-        assert!(mac_variant(key, AssetId(7), Some("thumb"), 1000).verify_slice(&bytes).is_err());
-        let thumb = signed_thumb_url(key, AssetId(7), 1000);
+        assert!(mac_for(key, AssetId(7), Some("thumb"), None, 1000).verify_slice(&bytes).is_err());
+        let thumb = member_url(key, AssetId(7), true, UserId(3), 1000);
         let tsig = unhex(thumb.rsplit("sig=").next().unwrap()).unwrap();
-        assert!(mac(key, AssetId(7), 1000).verify_slice(&tsig).is_err());
+        assert!(mac_for(key, AssetId(7), None, Some(UserId(3)), 1000).verify_slice(&tsig).is_err());
         assert_eq!(listing_expiry(3_600_000 * 5 + 10, 6), 3_600_000 * 12);
+        // A member's link binds the member.
+        let m = member_url(key, AssetId(7), false, UserId(3), 1000);
+        let msig = unhex(m.rsplit("sig=").next().unwrap()).unwrap();
+        assert!(mac_for(key, AssetId(7), None, Some(UserId(3)), 1000).verify_slice(&msig).is_ok());
+        assert!(mac_for(key, AssetId(7), None, Some(UserId(4)), 1000).verify_slice(&msig).is_err());
+        assert!(mac(key, AssetId(7), 1000).verify_slice(&msig).is_err());
     }
 }

@@ -74,14 +74,15 @@ fn asset_json(asset: &Asset) -> Value {
     v
 }
 
-/// An asset's view with signed links for `<img>`/`<video>` (no token in any URL): `links.file`
-/// and, for pictures, `links.thumbnail`; valid at least 6 hours, stable within the hour.
-fn asset_view(state: &AppState, asset: &Asset) -> Value {
+/// An asset's view with links for `<img>`/`<video>` (no session token in any URL): `links.file`
+/// and, for pictures, `links.thumbnail`, made for `user` (they stop working if the user leaves
+/// the project), valid at least 6 hours and stable within the hour.
+fn asset_view(state: &AppState, asset: &Asset, user: moviola_store::UserId) -> Value {
     let mut v = asset_json(asset);
     let exp = crate::files::listing_expiry(now_ms(), 6);
-    v["links"] = json!({ "file": crate::files::signed_url(&state.url_key, asset.id, exp), "expires_at": exp });
+    v["links"] = json!({ "file": crate::files::member_url(&state.url_key, asset.id, false, user, exp), "expires_at": exp });
     if matches!(asset.kind.as_str(), "image" | "video") {
-        v["links"]["thumbnail"] = json!(crate::files::signed_thumb_url(&state.url_key, asset.id, exp));
+        v["links"]["thumbnail"] = json!(crate::files::member_url(&state.url_key, asset.id, true, user, exp));
     }
     v
 }
@@ -439,7 +440,7 @@ async fn list_assets(state: web::Data<AppState>, authed: Authed, path: web::Path
     let derived = derived_media(&state, project).await?;
     let views: Vec<Value> = assets
         .iter()
-        .map(|a| with_derived(asset_view(&state, a), derived.get(&a.id)))
+        .map(|a| with_derived(asset_view(&state, a, authed.user.id), derived.get(&a.id)))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "assets": views })))
 }
@@ -478,7 +479,7 @@ async fn asset_for(state: &AppState, authed: &Authed, id: AssetId) -> Result<(As
 async fn get_asset(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let (asset, _) = asset_for(&state, &authed, AssetId(*path)).await?;
     let derived = derived_media(&state, asset.project_id).await?;
-    Ok(HttpResponse::Ok().json(with_derived(asset_view(&state, &asset), derived.get(&asset.id))))
+    Ok(HttpResponse::Ok().json(with_derived(asset_view(&state, &asset, authed.user.id), derived.get(&asset.id))))
 }
 
 async fn asset_content(state: web::Data<AppState>, authed: Authed, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
@@ -817,6 +818,18 @@ async fn submit_job(
     }
     // The placeholder must fit the timeline as it is now (track exists and is unlocked), or
     // nothing is queued.
+    if body.placeholder.is_some()
+        && matches!(
+            p.kind,
+            JobKind::AnalyzeScenes | JobKind::MediaWaveform | JobKind::MediaFilmstrip | JobKind::AudioCleanup
+        )
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_placeholder",
+            format!("{} does not make a picture clip; submit it without a placeholder", p.kind.name()),
+        ));
+    }
     let placement = match &body.placeholder {
         Some(ph) => {
             // Preflight already loaded the project.

@@ -170,8 +170,24 @@ fn video_and_audio_uploads_are_probed_and_thumbnailed() {
     assert_eq!(get_with_headers(port, &file_link, &[]).unwrap().bytes, mp4);
     let still = get_with_headers(port, &thumb_link, &[]).unwrap();
     assert_eq!((still.status, still.content_type.as_str()), (200, "image/png"));
-    let swapped = file_link.replace("?exp=", "?v=thumb&exp=");
+    let swapped = file_link.replacen('?', "?v=thumb&", 1);
     assert_eq!(get_with_headers(port, &swapped, &[]).unwrap().status, 403);
+    // Links are made for a member: when they leave the project, theirs stop working.
+    let bo = register(port, "bo");
+    moviola_tests::http::add_member(port, &ana, project, &bo, "viewer");
+    let bo_view = request(port, "GET", &format!("/api/v1/assets/{}", a["id"]), Some(&bo.token), None).unwrap();
+    let bo_link = bo_view.body["links"]["file"].as_str().unwrap().to_owned();
+    assert_eq!(get_with_headers(port, &bo_link, &[]).unwrap().status, 200);
+    let removed = request(
+        port,
+        "DELETE",
+        &format!("/api/v1/projects/{project}/members/{}", bo.id),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert!(removed.status < 300, "{}", removed.body);
+    assert_eq!(get_with_headers(port, &bo_link, &[]).unwrap().status, 403);
     for kind in ["filmstrip", "waveform", "proxy"] {
         assert!(view.body["derived"][kind].as_i64().is_some(), "{kind}: {}", view.body);
     }

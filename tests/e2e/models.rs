@@ -429,6 +429,19 @@ async fn scene_cuts_become_markers_on_the_timeline() {
         .map(|c| c["time_ms"].as_i64().unwrap())
         .collect();
     assert_eq!(cuts, vec![1000, 2000, 3000], "{}", list.body);
+    // A cut list is not a clip: no placeholder for it.
+    let res = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "analyze.scenes", "input": asset, "placeholder": { "track": "v1", "start": 0, "duration": 705_600_000 } }),
+    );
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("invalid_placeholder")),
+        "{}",
+        res.body
+    );
     // Markers where the cuts fall on the timeline: 10 s + (cut − 0.5 s).
     sync.pump_until(Duration::from_secs(10), |c| c.view().markers.len() == 3)
         .await

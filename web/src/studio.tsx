@@ -97,7 +97,23 @@ export function Studio({ user, project, onClose }: { user: User; project: Projec
   }, []);
 
   // Assets and jobs, kept live by /events.
-  const loadAssets = () => api("GET", `/projects/${project.id}/assets`).then((r) => setAssets(r.assets)).catch(() => {});
+  // Signed links change on the hour; a link still good for an hour is kept, so a playing
+  // video's source does not change under it.
+  const loadAssets = () =>
+    api("GET", `/projects/${project.id}/assets`)
+      .then((r) =>
+        setAssets((old) =>
+          r.assets.map((a: Asset) => {
+            const prev = old.find((o) => o.id === a.id);
+            return prev?.links && prev.links.expires_at > Date.now() + 3_600_000 ? { ...a, links: prev.links } : a;
+          }),
+        ),
+      )
+      .catch(() => {});
+  useEffect(() => {
+    const t = setInterval(loadAssets, 30 * 60_000);
+    return () => clearInterval(t);
+  }, [project.id]);
   const loadJobs = () =>
     api("GET", `/projects/${project.id}/jobs`)
       .then((r) => setJobs(Object.fromEntries(r.jobs.map((j: Job) => [j.id, j]))))
@@ -737,12 +753,17 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   }, []);
   const input = clip?.asset ? assets.find((a) => String(a.id) === clip.asset) : undefined;
   const request = () => {
-    const params =
-      kind === "enhance.upscale" ? { scale } : kind === "audio.cleanup" ? { denoise: true, loudness: "streaming" } : { auto_levels: true, white_balance: true };
-    const resultKind = kind === "audio.cleanup" ? "audio" : "video";
-    const track = view.tracks.find((t) => t.kind === resultKind && !t.locked);
-    const body: any = { kind, input: input?.id, params };
-    if (place && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
+    // Each kind's own parameters (the defaults where it has any).
+    const params: Record<string, object> = {
+      "enhance.upscale": { scale },
+      "enhance.color": { auto_levels: true, white_balance: true },
+      "audio.cleanup": { denoise: true, loudness: "streaming" },
+    };
+    const body: any = { kind, input: input?.id, params: params[kind] ?? {} };
+    // Pictures can stand in a placeholder on a video track; sound results and data cannot.
+    const placeable = ["enhance.upscale", "enhance.color", "enhance.stabilize"].includes(kind);
+    const track = view.tracks.find((t) => t.kind === "video" && !t.locked);
+    if (place && placeable && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
     return body;
   };
   const doEstimate = async () => {

@@ -344,9 +344,11 @@ impl GpuSupervisor {
                 let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
                 let asset = input.to_string();
                 let per_ms = moviola_crdt::time::TICKS_PER_SECOND / 1000;
+                // A marker per cut, at most MAX_SCENE_MARKERS per clip: noisy footage at a low
+                // threshold must not flood everyone's timeline (the full list is the asset).
                 for clip in timeline.tracks.iter().flat_map(|t| &t.clips).filter(|c| c.asset == asset) {
-                    for (i, ms) in cuts.iter().enumerate() {
-                        let source = ms * per_ms;
+                    for (i, ms) in cuts.iter().enumerate().take(MAX_SCENE_MARKERS) {
+                        let Some(source) = ms.checked_mul(per_ms) else { continue };
                         if source <= clip.source_in || source >= clip.source_out {
                             continue;
                         }
@@ -808,6 +810,9 @@ impl GpuSupervisor {
         }));
     }
 }
+
+/// Markers one `analyze.scenes` job puts on one clip at most.
+pub const MAX_SCENE_MARKERS: usize = 500;
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

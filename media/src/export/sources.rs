@@ -27,7 +27,7 @@ fn to_ticks(pts: i64, start: i64, tb: ff::Rational) -> i64 {
 /// The file's time origin in `stream`'s time base: the earliest start of any stream, so every
 /// stream of a file shares one clock (a sound that starts after the picture stays after it),
 /// as players and the ffmpeg command line do.
-fn start_of(ictx: &ff::format::context::Input, stream: &ff::format::stream::Stream) -> i64 {
+pub(crate) fn start_of(ictx: &ff::format::context::Input, stream: &ff::format::stream::Stream) -> i64 {
     let origin_us = ictx
         .streams()
         .filter(|s| s.start_time() != ff::ffi::AV_NOPTS_VALUE && s.time_base().denominator() > 0)
