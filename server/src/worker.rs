@@ -74,6 +74,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
         ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
+        ["interpolate", input, output, factor, models] => interpolate(input, output, factor, models),
         ["scenes", input, output, threshold] => {
             let threshold: f64 = threshold.parse().unwrap_or(10.0);
             let mut report = throttled_progress();
@@ -123,7 +124,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json THRESHOLD"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json THRESHOLD | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
             );
             return 64;
         }
@@ -199,7 +200,7 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
             net,
             scale: scale as usize,
         };
-        let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<(u32, u32, Vec<u8>), MediaError> {
+        let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
             let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
             let out = upscaler
                 .upscale(
@@ -209,7 +210,7 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
                 )
                 .ok_or(MediaError::Cancelled)?;
             let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
-            Ok((out.width, out.height, out.data))
+            Ok(vec![(out.width, out.height, out.data)])
         };
         moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?
     } else {
@@ -224,6 +225,56 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
         let _ = img.save_with_format(output.with_extension("thumb.png"), image::ImageFormat::Png);
     }
     Ok(json!({ "width": w, "height": h, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
+}
+
+/// `worker interpolate`: footage at 2× or 4× its frame rate, RIFE making the frames between
+/// (4×: the middle, then the middles of each half).
+fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    use moviola_models::backend::{Cpu, CpuDevice};
+    use moviola_models::burn::tensor::Tensor;
+    let factor: u32 = match factor {
+        "2" => 2,
+        "4" => 4,
+        other => return Err(MediaError::Spec(format!("factor must be 2 or 4, not {other:?}"))),
+    };
+    let record = moviola_actors::jobs::kinds::rife_record(Path::new(models));
+    let net = moviola_models::rife::IfNet::<Cpu>::load(&record.with_extension(""), &CpuDevice)
+        .map_err(|e| MediaError::Spec(format!("cannot load rife ({e}): run `moviola models fetch rife`")))?;
+    let to_rgb = |t: Tensor<Cpu, 3>| -> Result<(u32, u32, Vec<u8>), MediaError> {
+        let f = moviola_models::Frame::from_tensor(t).map_err(|e| MediaError::Encode(e.to_string()))?;
+        Ok((f.width, f.height, f.data))
+    };
+    let mut previous: Option<Tensor<Cpu, 3>> = None;
+    let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+        let frame = moviola_models::Frame::new(w, h, rgb.clone()).map_err(|e| MediaError::Decode(e.to_string()))?;
+        let current = frame.to_tensor::<Cpu>(&CpuDevice);
+        let mut out = Vec::new();
+        match previous.replace(current.clone()) {
+            // The first frame stands for itself and the frames before its neighbour.
+            None => {}
+            Some(prev) => {
+                let mid = net.middle(prev.clone(), current.clone());
+                if factor == 4 {
+                    out.push(to_rgb(net.middle(prev, mid.clone()))?);
+                    out.push(to_rgb(mid.clone())?);
+                    out.push(to_rgb(net.middle(mid, current))?);
+                } else {
+                    out.push(to_rgb(mid)?);
+                }
+            }
+        }
+        out.push((w, h, rgb));
+        Ok(out)
+    };
+    let mut report = throttled_progress();
+    let r = moviola_media::filter::map_video(Path::new(input), Path::new(output), &mut transform, factor, &mut report)?;
+    let info = moviola_media::probe(Path::new(output))?;
+    let t = moviola_media::thumbnail(Path::new(output), info.duration_ms.unwrap_or(0) / 2, 320)?;
+    if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {
+        let _ = img.save_with_format(Path::new(output).with_extension("thumb.png"), image::ImageFormat::Png);
+    }
+    Ok(json!({ "width": r.width, "height": r.height, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
 }
 
 /// Temporary files of a render go in `OUTPUT.work/`, which the server removes when the worker

@@ -19,8 +19,8 @@ fn fetched_models() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo().join("data/models"));
     assert!(
-        dir.join("realesrgan/realesr-animevideov3.mpk").is_file(),
-        "Real-ESRGAN is not installed in {}: run `moviola models fetch` (scripts/test.sh does)",
+        dir.join("realesrgan/realesr-animevideov3.mpk").is_file() && dir.join("rife/rife-v38.mpk").is_file(),
+        "the models are not installed in {}: run `moviola models fetch` (scripts/test.sh does)",
         dir.display()
     );
     dir
@@ -448,4 +448,76 @@ async fn scene_cuts_become_markers_on_the_timeline() {
         .unwrap();
     let times: Vec<i64> = sync.view().markers.iter().map(|m| m.time).collect();
     assert_eq!(times, vec![millis(10_500), millis(11_500), millis(12_500)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rife_doubles_the_frame_rate_of_footage() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Smooth");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("walk.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=10:duration=0.5",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.5",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "walk.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let job = json!({ "kind": "enhance.interpolate", "input": asset, "params": { "factor": 2 } });
+    // Without the model: refused, naming the command.
+    let res = submit(port, &ana.token, project, job.clone());
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("model_not_installed")),
+        "{}",
+        res.body
+    );
+    assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch rife"));
+    copy_dir(&fetched_models().join("rife"), &server.data_dir.join("models/rife"));
+    let res = submit(port, &ana.token, project, job);
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let file = dir.join("smooth.mp4");
+    let bytes = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap()
+    .bytes;
+    std::fs::write(&file, bytes).unwrap();
+    let info = moviola_media::probe(&file).unwrap();
+    let v = info.video().unwrap();
+    assert_eq!((v.width, v.height, v.frame_rate), (96, 64, (20, 1)), "{info:?}");
+    assert!(info.audio().is_some(), "the sound is kept");
 }

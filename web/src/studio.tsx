@@ -761,7 +761,7 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
     };
     const body: any = { kind, input: input?.id, params: params[kind] ?? {} };
     // Pictures can stand in a placeholder on a video track; sound results and data cannot.
-    const placeable = ["enhance.upscale", "enhance.color", "enhance.stabilize"].includes(kind);
+    const placeable = ["enhance.upscale", "enhance.color", "enhance.stabilize", "enhance.interpolate"].includes(kind);
     const track = view.tracks.find((t) => t.kind === "video" && !t.locked);
     if (place && placeable && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
     return body;

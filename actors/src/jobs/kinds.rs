@@ -84,6 +84,11 @@ pub enum UpscaleModel {
 /// Input pixels per side of one Real-ESRGAN tile (plus the receptive field around it).
 pub const ESRGAN_TILE: usize = 192;
 
+/// The RIFE record under the models folder.
+pub fn rife_record(models: &std::path::Path) -> std::path::PathBuf {
+    models.join("rife").join("rife-v38.mpk")
+}
+
 /// The Real-ESRGAN record under the models folder.
 pub fn esrgan_record(models: &std::path::Path) -> std::path::PathBuf {
     models.join("realesrgan").join("realesr-animevideov3.mpk")
@@ -116,6 +121,18 @@ pub struct WaveformParams {
     /// Min/max pairs per second of audio (1..=200).
     #[serde(default = "default_pps")]
     pub peaks_per_second: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterpolateParams {
+    /// 2 or 4 times the frame rate.
+    #[serde(default = "default_factor")]
+    pub factor: u32,
+}
+
+fn default_factor() -> u32 {
+    2
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,6 +254,7 @@ pub enum Params {
     Cleanup(CleanupParams),
     Stabilize(StabilizeParams),
     Scenes(ScenesParams),
+    Interpolate(InterpolateParams),
     /// An export as a client asks for it (before the server adds the plan).
     ExportRequest(OutputSpec),
     /// An export as stored, ready to run.
@@ -262,6 +280,8 @@ pub enum JobKind {
     EnhanceStabilize,
     /// Shot boundaries (FFmpeg's scdet), as a cut list and markers on the timeline.
     AnalyzeScenes,
+    /// Footage at 2× or 4× its frame rate, the new frames by RIFE.
+    EnhanceInterpolate,
 }
 
 /// What a finished job produced, stored as a new asset.
@@ -303,7 +323,7 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
@@ -313,6 +333,7 @@ impl JobKind {
         JobKind::AudioCleanup,
         JobKind::EnhanceStabilize,
         JobKind::AnalyzeScenes,
+        JobKind::EnhanceInterpolate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -326,6 +347,7 @@ impl JobKind {
             JobKind::AudioCleanup => "audio.cleanup",
             JobKind::EnhanceStabilize => "enhance.stabilize",
             JobKind::AnalyzeScenes => "analyze.scenes",
+            JobKind::EnhanceInterpolate => "enhance.interpolate",
         }
     }
 
@@ -335,7 +357,11 @@ impl JobKind {
             JobKind::EnhanceColor => &["image"],
             // A video is upscaled frame by frame in the media worker.
             JobKind::EnhanceUpscale => &["image", "video"],
-            JobKind::MediaFilmstrip | JobKind::MediaProxy | JobKind::EnhanceStabilize | JobKind::AnalyzeScenes => &["video"],
+            JobKind::MediaFilmstrip
+            | JobKind::MediaProxy
+            | JobKind::EnhanceStabilize
+            | JobKind::AnalyzeScenes
+            | JobKind::EnhanceInterpolate => &["video"],
             JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
             // The project's timeline, not one asset.
             JobKind::ExportRender => &[],
@@ -353,6 +379,7 @@ impl JobKind {
                 | JobKind::AudioCleanup
                 | JobKind::EnhanceStabilize
                 | JobKind::AnalyzeScenes
+                | JobKind::EnhanceInterpolate
         )
     }
 
@@ -379,7 +406,8 @@ impl JobKind {
             | JobKind::ExportRender
             | JobKind::AudioCleanup
             | JobKind::EnhanceStabilize
-            | JobKind::AnalyzeScenes => 0.0,
+            | JobKind::AnalyzeScenes
+            | JobKind::EnhanceInterpolate => 0.0,
         }
     }
 
@@ -398,6 +426,8 @@ impl JobKind {
             JobKind::AudioCleanup => 6_000.0,
             JobKind::EnhanceStabilize => 90_000.0,
             JobKind::AnalyzeScenes => 20_000.0,
+            // RIFE on the CPU: minutes per minute of footage.
+            JobKind::EnhanceInterpolate => 600_000.0,
         }
     }
 
@@ -468,6 +498,18 @@ impl JobKind {
                     "quality": { "enum": ["draft", "standard", "high"], "default": "standard" },
                     "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
                     "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
+                }
+            }),
+            JobKind::EnhanceInterpolate => json!({
+                "kind": self.name(),
+                "input": "video",
+                "stages": self.stages(),
+                "credits_per_minute": 1,
+                "device": "media worker",
+                "model": "rife (moviola models fetch rife)",
+                "output": "an MP4 (H.264 + AAC) video asset at factor × the frame rate",
+                "params": {
+                    "factor": { "enum": [2, 4], "default": 2 }
                 }
             }),
             JobKind::AnalyzeScenes => json!({
@@ -587,6 +629,13 @@ impl JobKind {
                 let p: OutputSpec = self.read_params(params)?;
                 Ok(Params::ExportRequest(p))
             }
+            JobKind::EnhanceInterpolate => {
+                let p: InterpolateParams = self.read_params(params)?;
+                if ![2, 4].contains(&p.factor) {
+                    return Err(format!("factor must be 2 or 4, got {}", p.factor));
+                }
+                Ok(Params::Interpolate(p))
+            }
             JobKind::AnalyzeScenes => {
                 let p: ScenesParams = self.read_params(params)?;
                 if !(1.0..=50.0).contains(&p.threshold) {
@@ -683,6 +732,7 @@ impl JobKind {
             | Params::Cleanup(_)
             | Params::Stabilize(_)
             | Params::Scenes(_)
+            | Params::Interpolate(_)
             | Params::ExportRequest(_)
             | Params::Export(_) => {
                 unreachable!("media kinds return above")
@@ -954,7 +1004,7 @@ pub fn run_media(
         Params::Waveform(_) | Params::Scenes(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
         Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
-        Params::Stabilize(_) | Params::Upscale(_) => ("mp4", "video/mp4", "video"),
+        Params::Stabilize(_) | Params::Upscale(_) | Params::Interpolate(_) => ("mp4", "video/mp4", "video"),
         Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
         _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
@@ -990,6 +1040,16 @@ pub fn run_media(
                 out.clone().into(),
                 p.denoise.to_string().into(),
                 p.loudness.target_lufs().map_or("off".to_string(), |t| t.to_string()).into(),
+            ]
+        }
+        Params::Interpolate(p) => {
+            limits = limits.render();
+            vec![
+                "interpolate".into(),
+                input.into(),
+                out.clone().into(),
+                p.factor.to_string().into(),
+                models.into(),
             ]
         }
         Params::Scenes(p) => {
@@ -1050,6 +1110,7 @@ pub fn run_media(
                 }
                 Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
                 Params::Stabilize(_) => format!("stabilized.{ext}"),
+                Params::Interpolate(p) => format!("interpolated-x{}.{ext}", p.factor),
                 Params::Upscale(p) => format!(
                     "upscaled-x{}-{}.{ext}",
                     p.scale,
