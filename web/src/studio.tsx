@@ -745,6 +745,7 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   const [kinds, setKinds] = useState<any[]>([]);
   const [kind, setKind] = useState("enhance.upscale");
   const [scale, setScale] = useState(2);
+  const [factor, setFactor] = useState(2);
   const [estimate, setEstimate] = useState<any>(null);
   const [place, setPlace] = useState(true);
   const [error, setError] = useState("");
@@ -758,6 +759,7 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
       "enhance.upscale": { scale },
       "enhance.color": { auto_levels: true, white_balance: true },
       "audio.cleanup": { denoise: true, loudness: "streaming" },
+      "enhance.interpolate": { factor },
     };
     const body: any = { kind, input: input?.id, params: params[kind] ?? {} };
     // Pictures can stand in a placeholder on a video track; sound results and data cannot.
@@ -802,6 +804,12 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
             <select name="scale" value={scale} onChange={(e) => setScale(Number(e.currentTarget.value))}>
               <option value={2}>2×</option>
               <option value={4}>4×</option>
+            </select>
+          )}
+          {kind === "enhance.interpolate" && (
+            <select name="factor" value={factor} onChange={(e) => setFactor(Number(e.currentTarget.value))} aria-label="Frame rate">
+              <option value={2}>2× frame rate</option>
+              <option value={4}>4× frame rate</option>
             </select>
           )}
           <label>

@@ -305,6 +305,12 @@ pub struct JobOutput {
     pub credits: i64,
 }
 
+/// RIFE's CPU time per megapixel of each new frame (1.79 s at 640×360, 7.23 s at 1280×720).
+const RIFE_MS_PER_MEGAPIXEL: f64 = 8000.0;
+
+/// The longest a render may run (the default `[media] render_timeout_ms`).
+const MAX_RENDER_MS: f64 = 43_200_000.0;
+
 /// Real-ESRGAN's time per output megapixel relative to the classical filters' (measured on the
 /// CPU backend, docs/benchmarks.md).
 const ESRGAN_TIME_FACTOR: f64 = 4.5;
@@ -683,6 +689,26 @@ impl JobKind {
         if self.is_media() {
             // Time by length; memory is the worker's.
             let minutes = duration_ms.unwrap_or(0).max(0) as f64 / 60_000.0;
+            if let Params::Interpolate(p) = params {
+                // RIFE on the CPU: about 8 s per megapixel per new frame (docs/benchmarks.md),
+                // at an assumed 30 fps.
+                let new_frames = minutes * 60.0 * 30.0 * f64::from(p.factor - 1);
+                let eta_ms = new_frames * (f64::from(width) * f64::from(height) / 1e6) * RIFE_MS_PER_MEGAPIXEL + 2000.0;
+                if eta_ms > MAX_RENDER_MS {
+                    return Err(format!(
+                        "interpolating this footage would take about {:.1} h here (RIFE makes {:.0} frames of {width}×{height}); interpolate a shorter or smaller clip",
+                        eta_ms / 3_600_000.0,
+                        new_frames
+                    ));
+                }
+                return Ok(Estimate {
+                    credits: (minutes.ceil() as i64).max(1) * i64::from(p.factor - 1),
+                    eta_ms: eta_ms.ceil() as i64,
+                    memory_bytes: 256 << 20,
+                    output_width: width,
+                    output_height: height,
+                });
+            }
             if let Params::Proxy(p) = params {
                 let w = ((width.max(1) as f64 * p.height as f64 / height.max(1) as f64) as u32) & !1;
                 return Ok(Estimate {
