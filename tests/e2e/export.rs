@@ -58,6 +58,23 @@ async fn wait_final(port: u16, who: &Account, job: i64) -> Value {
     panic!("job {job} did not finish in 120 s");
 }
 
+/// Waits until no job of the project is queued or running (derived media of the uploads run
+/// in the background), so scratch files can be checked.
+async fn wait_idle(port: u16, who: &Account, project: i64) {
+    for _ in 0..2400 {
+        let res = request(port, "GET", &format!("/api/v1/projects/{project}/jobs"), Some(&who.token), None).unwrap();
+        let live = res.body["jobs"]
+            .as_array()
+            .map(|j| j.iter().any(|j| ["queued", "running"].contains(&j["state"].as_str().unwrap_or(""))))
+            .unwrap_or(true);
+        if !live {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the project's jobs did not finish");
+}
+
 fn export(port: u16, who: &Account, project: i64, params: Value) -> moviola_tests::http::Response {
     request(
         port,
@@ -306,6 +323,7 @@ async fn a_timeline_exports_for_youtube_tiktok_and_as_a_prores_master() {
         (Some("cancelled"), None),
         "{fin}"
     );
+    wait_idle(port, &ana, project).await;
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir.join("media/tmp"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -369,6 +387,7 @@ async fn an_export_whose_worker_dies_fails_alone_with_a_reason() {
     // The server is unaffected: it answers, and the same timeline is still there to export.
     let health = request(port, "GET", "/health", None, None).unwrap();
     assert_eq!(health.status, 200);
+    wait_idle(port, &ana, project).await;
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir.join("media/tmp"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
