@@ -6,23 +6,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::ffmpeg;
 use moviola_crdt::EditOp;
 use moviola_crdt::time::{millis, seconds};
 use moviola_crdt::timeline::{TrackKind, Transition};
 use moviola_tests::http::{Account, add_member, create_project, get_with_headers, register, request, upload};
 use moviola_tests::{Events, SyncClient, TestServer};
 use serde_json::{Value, json};
-
-fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg {args:?}");
-    std::fs::read(out).unwrap()
-}
 
 /// A 4:3 colour clip with a tone.
 fn clip(dir: &Path, colour: &str, hz: u32) -> Vec<u8> {

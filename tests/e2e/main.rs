@@ -11,6 +11,9 @@ mod models;
 mod node;
 mod sync;
 
+use std::path::Path;
+use std::process::Command;
+
 use moviola_crdt::EditOp;
 use moviola_crdt::timeline::TrackKind;
 
@@ -22,4 +25,17 @@ pub(crate) fn add_track(id: &str) -> EditOp {
         name: id.to_owned(),
         after: None,
     }
+}
+
+/// Runs `ffmpeg ARGS… OUT` quietly (test media from lavfi sources), asserts it worked, and
+/// returns the file's bytes.
+pub(crate) fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg {args:?}");
+    std::fs::read(out).unwrap()
 }

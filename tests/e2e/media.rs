@@ -1,22 +1,9 @@
 //! Video and audio uploads: probed and thumbnailed in the media worker process, never in the
 //! server; bad files get a clear error and leave nothing behind.
 
-use std::path::Path;
-use std::process::Command;
-
+use crate::ffmpeg;
 use moviola_tests::TestServer;
 use moviola_tests::http::{Account, create_project, get_with_headers, register, request, upload};
-
-fn ffmpeg(args: &[&str], out: &Path) -> Vec<u8> {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg is installed (scripts/setup.sh)");
-    assert!(status.success(), "ffmpeg {args:?}");
-    std::fs::read(out).unwrap()
-}
 
 fn wait_final(port: u16, who: &Account, job: i64) -> serde_json::Value {
     for _ in 0..600 {

@@ -298,18 +298,12 @@ async fn footage_is_upscaled_frame_by_frame() {
     let dir = server.data_dir.join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("tiny.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
+    crate::ffmpeg(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=64x48:rate=10:duration=0.5",
-        ])
-        .args([
             "-f",
             "lavfi",
             "-i",
@@ -321,11 +315,9 @@ async fn footage_is_upscaled_frame_by_frame() {
             "-c:a",
             "aac",
             "-shortest",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        ],
+        &clip,
+    );
     let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "tiny.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
@@ -375,23 +367,7 @@ async fn scene_cuts_become_markers_on_the_timeline() {
     let graph = "testsrc2=size=320x240:rate=25:duration=1[a];mandelbrot=size=320x240:rate=25,trim=duration=1,setpts=PTS-STARTPTS[b];\
                  smptebars=size=320x240:rate=25:duration=1[c];color=c=0x336699:size=320x240:rate=25:duration=1,noise=alls=30:allf=t[d];\
                  [a][b][c][d]concat=n=4:v=1:a=0,format=yuv420p";
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-filter_complex",
-            graph,
-            "-c:v",
-            "libx264",
-            "-crf",
-            "18",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::ffmpeg(&["-filter_complex", graph, "-c:v", "libx264", "-crf", "18"], &file);
     let asset = upload(port, &ana, project, &std::fs::read(&file).unwrap(), "cuts.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
@@ -459,18 +435,12 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let dir = server.data_dir.join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("walk.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
+    crate::ffmpeg(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=96x64:rate=10:duration=0.5",
-        ])
-        .args([
             "-f",
             "lavfi",
             "-i",
@@ -482,11 +452,9 @@ async fn rife_doubles_the_frame_rate_of_footage() {
             "-c:a",
             "aac",
             "-shortest",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        ],
+        &clip,
+    );
     let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "walk.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();

@@ -438,15 +438,20 @@ impl JobKind {
     }
 
     /// A description for clients (`GET /api/v1/job-kinds`).
+    /// A description with what every kind states: its name, stages and device.
+    fn described(self, device: &str, mut v: Value) -> Value {
+        v["kind"] = json!(self.name());
+        v["stages"] = json!(self.stages());
+        v["device"] = json!(device);
+        v
+    }
+
     pub fn describe(self) -> Value {
         let tiers = json!({ "draft": [1920, 1080], "standard": [3840, 2160], "pro": [7680, 4320] });
         match self {
-            JobKind::EnhanceColor => json!({
-                "kind": self.name(),
+            JobKind::EnhanceColor => self.described("any", json!({
                 "input": "image",
-                "stages": self.stages(),
                 "credits_per_megapixel": self.credits_per_megapixel(),
-                "device": "any",
                 "tiers": tiers,
                 "params": {
                     "auto_levels": { "type": "boolean", "default": true },
@@ -455,44 +460,32 @@ impl JobKind {
                     "lut": { "type": "string", "format": ".cube text (LUT_3D_SIZE 2..=128)", "optional": true },
                     "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
                 }
-            }),
-            JobKind::MediaFilmstrip => json!({
-                "kind": self.name(),
+            })),
+            JobKind::MediaFilmstrip => self.described("media worker", json!({
                 "input": "video",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "params": {
                     "count": { "type": "integer", "minimum": 2, "maximum": 60, "default": 10 },
                     "height": { "type": "integer", "minimum": 16, "maximum": 240, "default": 72 }
                 }
-            }),
-            JobKind::MediaWaveform => json!({
-                "kind": self.name(),
+            })),
+            JobKind::MediaWaveform => self.described("media worker", json!({
                 "input": "video or audio",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "params": {
                     "peaks_per_second": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 }
                 }
-            }),
-            JobKind::MediaProxy => json!({
-                "kind": self.name(),
+            })),
+            JobKind::MediaProxy => self.described("media worker", json!({
                 "input": "video",
-                "stages": self.stages(),
                 "credits": 0,
-                "device": "media worker",
                 "params": {
                     "height": { "type": "integer", "minimum": 144, "maximum": 720, "default": 360 }
                 }
-            }),
-            JobKind::ExportRender => json!({
-                "kind": self.name(),
+            })),
+            JobKind::ExportRender => self.described("media worker", json!({
                 "input": "the project's timeline (no input asset)",
-                "stages": self.stages(),
                 "credits": 0,
-                "device": "media worker",
                 "params": {
                     "preset": { "enum": moviola_media::export::Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(), "aliases": { "tiktok": "shorts", "reels": "shorts" }, "optional": true },
                     "container": { "enum": ["mp4", "webm", "mov"], "optional": true },
@@ -505,68 +498,53 @@ impl JobKind {
                     "video_bitrate_kbps": { "type": "integer", "minimum": 100, "maximum": 200000, "optional": true },
                     "audio_bitrate_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "optional": true }
                 }
-            }),
-            JobKind::EnhanceInterpolate => json!({
-                "kind": self.name(),
+            })),
+            JobKind::EnhanceInterpolate => self.described("media worker", json!({
                 "input": "video",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "model": "rife (moviola models fetch rife)",
                 "output": "an MP4 (H.264 + AAC) video asset at factor × the frame rate",
                 "params": {
                     "factor": { "enum": [2, 4], "default": 2 }
                 }
-            }),
-            JobKind::AnalyzeScenes => json!({
-                "kind": self.name(),
+            })),
+            JobKind::AnalyzeScenes => self.described("media worker", json!({
                 "input": "video",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "method": "FFmpeg scdet (TransNetV2 is not in this build yet)",
                 "output": "a JSON asset {method, threshold, cuts: [{time_ms, score}]}; markers on the timeline",
                 "params": {
                     "threshold": { "type": "number", "minimum": 1, "maximum": 50, "default": 10 },
                     "markers": { "type": "boolean", "default": true }
                 }
-            }),
-            JobKind::EnhanceStabilize => json!({
-                "kind": self.name(),
+            })),
+            JobKind::EnhanceStabilize => self.described("media worker", json!({
                 "input": "video",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "output": "an MP4 (H.264 + AAC) video asset",
                 "params": {
                     "smoothing": { "type": "integer", "minimum": 5, "maximum": 120, "default": 30, "about": "frames each side the camera path is smoothed over" }
                 }
-            }),
-            JobKind::AudioCleanup => json!({
-                "kind": self.name(),
+            })),
+            JobKind::AudioCleanup => self.described("media worker", json!({
                 "input": "video or audio with sound",
-                "stages": self.stages(),
                 "credits_per_minute": 1,
-                "device": "media worker",
                 "output": "an M4A (AAC) audio asset",
                 "params": {
                     "denoise": { "type": "boolean", "default": true, "about": "RNNoise noise suppression" },
                     "loudness": { "enum": ["streaming", "podcast", "off"], "default": "streaming", "about": "−14 LUFS, −16 LUFS, or unchanged; peaks stay ≤ −1 dBFS" }
                 }
-            }),
-            JobKind::EnhanceUpscale => json!({
-                "kind": self.name(),
-                "input": "image",
-                "stages": self.stages(),
+            })),
+            JobKind::EnhanceUpscale => self.described("any", json!({
+                "input": "image or video (frame by frame)",
                 "credits_per_megapixel": self.credits_per_megapixel(),
-                "device": "any",
                 "tiers": tiers,
                 "params": {
                     "scale": { "type": "number", "minimum": 1.0, "maximum": 4.0, "required": true },
                     "filter": { "enum": ["bicubic", "lanczos3"], "default": "lanczos3" },
                     "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
                 }
-            }),
+            })),
         }
     }
 
