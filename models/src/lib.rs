@@ -1,6 +1,7 @@
 //! Image and video kernels on burn, generic over `B: Backend`: frame <-> tensor conversion,
 //! resampling (bicubic, Lanczos), colour (auto levels, white balance, 3D LUTs), and learned
-//! models ported from their references (Real-ESRGAN: [`esrgan`]).
+//! models ported from their references (Real-ESRGAN: [`esrgan`], RIFE: [`rife`], TransNetV2:
+//! [`transnet`]).
 //!
 //! Only the `moviola` binary picks a backend ([`backend`]); everything here takes any `B`.
 //! Tensors hold images as planar `[3, height, width]` f32 in 0..=1.
@@ -11,6 +12,7 @@ pub mod esrgan;
 pub mod frame;
 pub mod resample;
 pub mod rife;
+pub mod transnet;
 
 /// The burn this crate is built on, for callers that hold its tensors.
 pub use burn;

@@ -21,8 +21,11 @@ use burn::tensor::{Tensor, TensorData, activation};
 
 use crate::esrgan::ModelError;
 
-/// Named tensors as `torch_legacy.py` writes them: a line `name dim…` then the f32 values.
-pub fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, ModelError> {
+/// Named tensors: name → (dims, values).
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Named tensors as `torch_weights.py` writes them: a line `name dim…` then the f32 values.
+pub fn read_tensors(bytes: &[u8]) -> Result<Tensors, ModelError> {
     let mut out = HashMap::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -200,7 +203,7 @@ impl<B: Backend> IfNet<B> {
     }
 
     /// Builds the network from the checkpoint's tensors (`module.block{0,1,2}.…`).
-    pub fn from_tensors(tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>, device: &B::Device) -> Result<Self, ModelError> {
+    pub fn from_tensors(tensors: &Tensors, device: &B::Device) -> Result<Self, ModelError> {
         let get = |name: &str| -> Result<Tensor<B, 1>, ModelError> {
             let (_, data) = tensors
                 .get(name)

@@ -42,8 +42,20 @@ fn main() -> anyhow::Result<()> {
     }
     let mut models: Option<Vec<String>> = None;
     if argv.first().map(String::as_str) == Some("models") {
-        let words: Vec<String> = argv[1..].iter().take_while(|w| !w.starts_with("--")).cloned().collect();
-        argv = argv[1 + words.len()..].to_vec();
+        // Model names may come before or after the options (`fetch --data-dir D rife`).
+        let (mut words, mut rest) = (Vec::new(), Vec::new());
+        let mut it = argv[1..].iter();
+        while let Some(w) = it.next() {
+            if w.starts_with('-') {
+                rest.push(w.clone());
+                if w.starts_with("--") && w != "--help" {
+                    rest.extend(it.next().cloned());
+                }
+            } else {
+                words.push(w.clone());
+            }
+        }
+        argv = rest;
         models = Some(words);
     }
     let mut args = argv.into_iter().peekable();

