@@ -70,23 +70,24 @@ pub struct SceneCut {
     pub score: f64,
 }
 
+/// Source time of a filtered frame in milliseconds from the file's origin (see `start_of`), as
+/// the timeline counts it; `None` for a crafted timestamp that would give an absurd time.
+fn frame_time_ms(f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64) -> Option<i64> {
+    let pts = f.pts().or(f.timestamp()).unwrap_or(origin).saturating_sub(origin);
+    let t = i64::try_from(i128::from(pts) * i128::from(tb.numerator()) * 1000 / i128::from(tb.denominator().max(1))).ok()?;
+    (0..=i64::MAX / 1_000_000).contains(&t).then_some(t)
+}
+
 /// Shot boundaries by FFmpeg's `scdet` at `threshold` (its default is 10).
 pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<Vec<SceneCut>, MediaError> {
     let mut cuts = Vec::new();
     let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64| {
-        // Source time as the timeline counts it: from the file's origin (see `start_of`).
-        let pts = f.pts().or(f.timestamp()).unwrap_or(origin).saturating_sub(origin);
         let meta = f.metadata();
         // scdet scores every frame (`lavfi.scd.score`) and marks cuts above the threshold with
         // `lavfi.scd.time`.
         if meta.get("lavfi.scd.time").is_some() {
             let score = meta.get("lavfi.scd.score").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            let time_ms = i64::try_from(i128::from(pts) * i128::from(tb.numerator()) * 1000 / i128::from(tb.denominator().max(1)));
-            // A crafted timestamp gives no cut rather than an absurd one.
-            if let Ok(time_ms) = time_ms
-                .map_err(drop)
-                .and_then(|t| if (0..=i64::MAX / 1_000_000).contains(&t) { Ok(t) } else { Err(()) })
-            {
+            if let Some(time_ms) = frame_time_ms(f, tb, origin) {
                 cuts.push(SceneCut { time_ms, score });
             }
         }
@@ -103,6 +104,32 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
     Ok(cuts)
 }
 
+/// Every frame of the video, upright, scaled to `width`×`height` RGB (bicubic, as the ffmpeg
+/// CLI's `-s` does), handed to `each` with its source time in milliseconds (see
+/// `frame_time_ms`). Returns the number of frames.
+pub fn each_frame_scaled(
+    input: &Path,
+    width: u32,
+    height: u32,
+    each: &mut dyn FnMut(i64, &[u8]),
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<u64, MediaError> {
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    let mut last_ms = 0;
+    let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64| {
+        rgb.clear();
+        let (w, h, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
+        for row in 0..h {
+            rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w * 3]);
+        }
+        // A frame with an unreadable time keeps its predecessor's.
+        last_ms = frame_time_ms(f, tb, origin).unwrap_or(last_ms);
+        each(last_ms, &rgb);
+    };
+    let graph = format!("scale={width}:{height}:flags=bicubic,format=rgb24");
+    Ok(run_graph(input, None, &graph, None, Some(&mut inspect), 1, progress)?.frames)
+}
+
 /// Sees every filtered frame with the sink's time base and the file's origin in it.
 type Inspect<'a> = &'a mut dyn FnMut(&ff::util::frame::video::Video, ff::Rational, i64);
 
@@ -115,7 +142,12 @@ fn run_graph(
     rate_factor: u32,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
-    let out_format = if transform.is_some() { "rgb24" } else { "yuv420p" };
+    // What the sink gives: RGB for a transform or a graph that ends in RGB (`each_frame_scaled`).
+    let out_format = if transform.is_some() || graph.ends_with("format=rgb24") {
+        "rgb24"
+    } else {
+        "yuv420p"
+    };
     let mut to_yuv: Option<((u32, u32), ff::software::scaling::Context)> = None;
     // `None`: the end of the stream, when a transform may give the frames it held back.
     let mut apply = |f: Option<&ff::util::frame::video::Video>| -> Result<Vec<ff::util::frame::video::Video>, MediaError> {

@@ -154,36 +154,18 @@ impl<B: Backend> TransNetV2<B> {
         activation::sigmoid(self.cls.forward(x)).reshape([t])
     }
 
-    /// Transition probability of every frame of a whole video (48×27 RGB frames back to back),
-    /// as the reference does it: windows of 100 frames, 50 apart, the first and last frame
-    /// repeated as context, the middle 50 of each window kept. `progress(done, total)` after each
-    /// window; `false` stops early (`None`).
+    /// Transition probability of every frame of a whole video (48×27 RGB frames back to back);
+    /// see [`ShotStream`]. `progress(done, total)` after each window; `false` stops early
+    /// (`None`).
     pub fn predict(&self, frames: &[u8], device: &B::Device, progress: &mut dyn FnMut(usize, usize) -> bool) -> Option<Vec<f32>> {
         let n = frames.len() / FRAME_BYTES;
-        if n == 0 {
-            return Some(Vec::new());
-        }
-        let frame = |i: usize| &frames[i * FRAME_BYTES..(i + 1) * FRAME_BYTES];
-        let tail = CONTEXT + STEP - (if n % STEP == 0 { STEP } else { n % STEP });
-        let padded_len = CONTEXT + n + tail;
-        let source = |i: usize| frame(i.saturating_sub(CONTEXT).min(n - 1));
-        let mut out = Vec::with_capacity(n + STEP);
-        let mut start = 0;
-        while start + WINDOW <= padded_len {
-            let mut window = Vec::with_capacity(WINDOW * FRAME_BYTES);
-            for i in start..start + WINDOW {
-                window.extend_from_slice(source(i));
-            }
-            let p = self.forward(&window, device).into_data();
-            let p = p.as_slice::<f32>().expect("f32 probabilities");
-            out.extend_from_slice(&p[CONTEXT..CONTEXT + STEP]);
-            start += STEP;
-            if !progress(out.len().min(n), n) {
+        let mut stream = ShotStream::new(self, device.clone());
+        for frame in frames.chunks_exact(FRAME_BYTES) {
+            if stream.push(frame) && !progress(stream.scored().min(n), n) {
                 return None;
             }
         }
-        out.truncate(n);
-        Some(out)
+        Some(stream.finish())
     }
 
     /// Builds the network from the checkpoint's tensors (`SDDCNN.{s}.DDCNN.{b}.…`, …).
@@ -318,6 +300,77 @@ fn temporal_config(f: usize, dilation: usize) -> Conv3dConfig {
     Conv3dConfig::new([2 * f, f], [3, 1, 1])
         .with_dilation([dilation, 1, 1])
         .with_padding(PaddingConfig3d::Explicit(dilation, 0, 0))
+}
+
+/// Transition probabilities of a video fed one frame at a time, as the reference computes them
+/// for a whole video: windows of 100 frames, 50 apart, the first frame repeated 25 times before
+/// and the last frame repeated after (to a multiple of 50), the middle 50 of each window kept.
+/// Holds at most one window of frames, so footage of any length fits in memory.
+pub struct ShotStream<'a, B: Backend> {
+    net: &'a TransNetV2<B>,
+    device: B::Device,
+    /// Frames from the next window's start on.
+    pending: Vec<u8>,
+    frames: usize,
+    out: Vec<f32>,
+}
+
+impl<'a, B: Backend> ShotStream<'a, B> {
+    pub fn new(net: &'a TransNetV2<B>, device: B::Device) -> Self {
+        ShotStream {
+            net,
+            device,
+            pending: Vec::with_capacity(WINDOW * FRAME_BYTES),
+            frames: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Adds the next frame (48×27 RGB); true when a window was scored.
+    pub fn push(&mut self, frame: &[u8]) -> bool {
+        assert_eq!(frame.len(), FRAME_BYTES, "frames are {WIDTH}×{HEIGHT} RGB");
+        if self.frames == 0 {
+            for _ in 0..CONTEXT {
+                self.pending.extend_from_slice(frame);
+            }
+        }
+        self.pending.extend_from_slice(frame);
+        self.frames += 1;
+        self.run_full_windows()
+    }
+
+    /// Frames scored so far.
+    pub fn scored(&self) -> usize {
+        self.out.len()
+    }
+
+    fn run_full_windows(&mut self) -> bool {
+        let mut ran = false;
+        while self.pending.len() >= WINDOW * FRAME_BYTES {
+            let p = self.net.forward(&self.pending[..WINDOW * FRAME_BYTES], &self.device).into_data();
+            let p = p.as_slice::<f32>().expect("f32 probabilities");
+            self.out.extend_from_slice(&p[CONTEXT..CONTEXT + STEP]);
+            self.pending.drain(..STEP * FRAME_BYTES);
+            ran = true;
+        }
+        ran
+    }
+
+    /// The probability of every frame pushed.
+    pub fn finish(mut self) -> Vec<f32> {
+        let n = self.frames;
+        if n == 0 {
+            return Vec::new();
+        }
+        let last = self.pending[self.pending.len() - FRAME_BYTES..].to_vec();
+        let tail = CONTEXT + STEP - (if n % STEP == 0 { STEP } else { n % STEP });
+        for _ in 0..tail {
+            self.pending.extend_from_slice(&last);
+        }
+        self.run_full_windows();
+        self.out.truncate(n);
+        self.out
+    }
 }
 
 /// The first frame of each new shot: where a run of transition frames (probability above

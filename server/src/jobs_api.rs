@@ -606,6 +606,25 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         u.model = Some(model);
         stored_params["model"] = serde_json::to_value(model).unwrap_or(Value::Null);
     }
+    if let kinds::Params::Scenes(p) = &mut params {
+        // TransNetV2 where it is installed (or asked for), else scdet; stored with the job.
+        let dir = state.config.models_dir.clone();
+        let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec("transnetv2")))
+            .await
+            .unwrap_or(false);
+        if p.model == Some(kinds::SceneModel::Transnetv2) && !installed {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "model_not_installed",
+                "the transnetv2 model is not installed on this server: an administrator runs `moviola models fetch transnetv2`",
+            ));
+        }
+        let model = p
+            .resolve(installed)
+            .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
+        stored_params["model"] = json!(model.name());
+        stored_params["threshold"] = json!(p.threshold);
+    }
     if kind == JobKind::EnhanceInterpolate {
         let dir = state.config.models_dir.clone();
         let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec("rife")))

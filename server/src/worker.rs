@@ -75,16 +75,7 @@ pub fn main(args: &[String]) -> i32 {
         ["export", job, output] => export(Path::new(job), Path::new(output)),
         ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
         ["interpolate", input, output, factor, models] => interpolate(input, output, factor, models),
-        ["scenes", input, output, threshold] => {
-            let threshold: f64 = threshold.parse().unwrap_or(10.0);
-            let mut report = throttled_progress();
-            moviola_media::filter::detect_scenes(Path::new(input), threshold, &mut report).and_then(|cuts| {
-                let body = json!({ "method": "scdet", "threshold": threshold, "cuts": cuts });
-                std::fs::write(output, body.to_string())
-                    .map_err(|e| moviola_media::MediaError::Encode(format!("cannot write the cut list: {e}")))?;
-                Ok(json!({ "cuts": cuts.len() }))
-            })
-        }
+        ["scenes", input, output, model, threshold, models] => scenes(input, output, model, threshold, models),
         ["stabilize", input, output, smoothing] => {
             let smoothing = smoothing.parse().unwrap_or(30);
             let mut report = throttled_progress();
@@ -124,7 +115,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json THRESHOLD | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
             );
             return 64;
         }
@@ -232,6 +223,55 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
 
 /// `worker interpolate`: footage at 2× or 4× its frame rate, RIFE making the frames between
 /// (4×: the middle, then the middles of each half).
+/// Shot boundaries: TransNetV2 on every frame at 48×27 (streamed, one window in memory), or
+/// FFmpeg's scdet. Writes `{method, threshold, frames, cuts: [{time_ms, score}]}`, each cut at
+/// the first frame of the new shot (after a gradual transition: where it ends).
+fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    use moviola_models::backend::{Cpu, CpuDevice};
+    use moviola_models::transnet::{HEIGHT, ShotStream, TransNetV2, WIDTH, shot_starts};
+    let threshold: f64 = threshold
+        .parse()
+        .map_err(|_| MediaError::Spec(format!("the threshold {threshold:?} is not a number")))?;
+    let (cuts, frames) = match model {
+        "scdet" => {
+            let mut report = throttled_progress();
+            (moviola_media::filter::detect_scenes(Path::new(input), threshold, &mut report)?, None)
+        }
+        "transnetv2" => {
+            let record = moviola_actors::jobs::kinds::transnet_record(Path::new(models));
+            let net = TransNetV2::<Cpu>::load(&record.with_extension(""), &CpuDevice)
+                .map_err(|e| MediaError::Spec(format!("cannot load transnetv2 ({e}): run `moviola models fetch transnetv2`")))?;
+            let mut stream = ShotStream::new(&net, CpuDevice);
+            let mut times = Vec::new();
+            let mut each = |ms: i64, rgb: &[u8]| {
+                times.push(ms);
+                stream.push(rgb);
+            };
+            // The network runs as frames arrive, so decoding's progress is the job's.
+            let mut report = throttled_progress();
+            let n = moviola_media::filter::each_frame_scaled(Path::new(input), WIDTH as u32, HEIGHT as u32, &mut each, &mut report)?;
+            let p = stream.finish();
+            let cuts = shot_starts(&p, threshold as f32)
+                .into_iter()
+                .map(|i| {
+                    // The transition's peak probability, from its run of frames up to the cut.
+                    let run = p[..i].iter().rev().take_while(|v| f64::from(**v) > threshold).fold(0f32, |m, v| m.max(*v));
+                    moviola_media::filter::SceneCut {
+                        time_ms: times[i],
+                        score: (f64::from(run) * 1000.0).round() / 1000.0,
+                    }
+                })
+                .collect();
+            (cuts, Some(n))
+        }
+        other => return Err(MediaError::Spec(format!("unknown scene detector {other:?}: transnetv2 or scdet"))),
+    };
+    let body = json!({ "method": model, "threshold": threshold, "frames": frames, "cuts": cuts });
+    std::fs::write(output, body.to_string()).map_err(|e| MediaError::Encode(format!("cannot write the cut list: {e}")))?;
+    Ok(json!({ "cuts": cuts.len() }))
+}
+
 fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
     use moviola_media::MediaError;
     use moviola_models::backend::{Cpu, CpuDevice};

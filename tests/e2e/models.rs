@@ -19,19 +19,26 @@ fn fetched_models() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo().join("data/models"));
     assert!(
-        dir.join("realesrgan/realesr-animevideov3.mpk").is_file() && dir.join("rife/rife-v38.mpk").is_file(),
+        dir.join("realesrgan/realesr-animevideov3.mpk").is_file()
+            && dir.join("rife/rife-v38.mpk").is_file()
+            && dir.join("transnetv2/transnetv2.mpk").is_file(),
         "the models are not installed in {}: run `moviola models fetch` (scripts/test.sh does)",
         dir.display()
     );
     dir
 }
 
+/// Installs a fetched model's folder into a test server's (hard links where the file system
+/// allows: the weights are tens of megabytes).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            let target = to.join(e.file_name());
+            if std::fs::hard_link(e.path(), &target).is_err() {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
         }
     }
 }
@@ -424,6 +431,143 @@ async fn scene_cuts_become_markers_on_the_timeline() {
         .unwrap();
     let times: Vec<i64> = sync.view().markers.iter().map(|m| m.time).collect();
     assert_eq!(times, vec![millis(10_500), millis(11_500), millis(12_500)]);
+}
+
+/// OpenCV's sample videos (`scripts/test-media.sh`).
+fn test_media(name: &str) -> PathBuf {
+    let path = std::env::var("MOVIOLA_TEST_MEDIA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("data/test-media"))
+        .join(name);
+    assert!(path.is_file(), "{} is missing: run scripts/test-media.sh", path.display());
+    path
+}
+
+/// Real footage with a hard cut at 2 s and a 0.5 s dissolve ending at 4 s: TransNetV2 (the
+/// default once installed) finds both, and `split` cuts the clip on the timeline into its
+/// three shots for every collaborator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
+    use moviola_crdt::time::{TICKS_PER_SECOND, millis};
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, doc) = create_project(port, &ana, "Shots");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shots.mp4");
+    let [a, b, c] = ["vtest.avi", "cup.mp4", "box.mp4"].map(test_media);
+    let graph = "[0:v]scale=320:240,setsar=1,fps=25,trim=duration=2,setpts=PTS-STARTPTS,format=yuv420p,settb=AVTB[a];\
+                 [1:v]scale=320:240,setsar=1,fps=25,trim=duration=2,setpts=PTS-STARTPTS,format=yuv420p,settb=AVTB[b];\
+                 [2:v]scale=320:240,setsar=1,fps=25,trim=duration=2,setpts=PTS-STARTPTS,format=yuv420p,settb=AVTB[c];\
+                 [a][b]concat=n=2:v=1:a=0[ab];[ab][c]xfade=transition=fade:duration=0.5:offset=3.5,format=yuv420p";
+    let mut args: Vec<&str> = Vec::new();
+    let paths = [a.to_str().unwrap(), b.to_str().unwrap(), c.to_str().unwrap()];
+    for p in &paths {
+        args.extend(["-i", p]);
+    }
+    args.extend(["-filter_complex", graph, "-c:v", "libx264", "-crf", "18"]);
+    crate::ffmpeg(&args, &file);
+    let asset = upload(port, &ana, project, &std::fs::read(&file).unwrap(), "shots.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let job = json!({ "kind": "analyze.scenes", "input": asset, "params": { "model": "transnetv2", "split": true, "markers": false } });
+    // Asked for before it is installed: refused, naming the command.
+    let res = submit(port, &ana.token, project, job.clone());
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("model_not_installed")),
+        "{}",
+        res.body
+    );
+    assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch transnetv2"));
+    copy_dir(&fetched_models().join("transnetv2"), &server.data_dir.join("models/transnetv2"));
+    // A threshold outside the detector's range.
+    let res = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "analyze.scenes", "input": asset, "params": { "threshold": 10 } }),
+    );
+    assert_eq!((res.status, res.body["error"]["code"].as_str()), (400, Some("invalid_params")), "{}", res.body);
+
+    let mut sync = moviola_tests::SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
+    sync.wait_loaded().await.unwrap();
+    sync.edit(&crate::add_track("v1")).await.unwrap();
+    sync.edit(&moviola_crdt::EditOp::InsertClip {
+        id: "reel".into(),
+        track: "v1".into(),
+        asset: asset.to_string(),
+        source_in: 0,
+        source_out: millis(5500),
+        start: 0,
+    })
+    .await
+    .unwrap();
+    sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
+
+    // The default detector is now TransNetV2, with its default threshold, stored with the job.
+    let res = submit(port, &ana.token, project, job);
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["job"]["params"]["model"], "transnetv2");
+    assert_eq!(res.body["job"]["params"]["threshold"], 0.5);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let list = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(list.body["method"], "transnetv2", "{}", list.body);
+    assert_eq!(list.body["frames"], 138, "{}", list.body);
+    let cuts: Vec<i64> = list.body["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["time_ms"].as_i64().unwrap())
+        .collect();
+    // The cut's first new frame exactly; the new shot inside the dissolve (3.5 s to 4 s).
+    assert_eq!(cuts.len(), 2, "{}", list.body);
+    assert_eq!(cuts[0], 2000, "{}", list.body);
+    assert!((3500..=4000).contains(&cuts[1]), "{}", list.body);
+
+    // The clip is split at both, for everyone: three shots end to end, same footage.
+    sync.pump_until(Duration::from_secs(10), |c| c.view().tracks[0].clips.len() == 3)
+        .await
+        .unwrap();
+    let view = sync.view();
+    let clips = &view.tracks[0].clips;
+    let ins: Vec<i64> = clips.iter().map(|c| c.source_in).collect();
+    let per_ms = TICKS_PER_SECOND / 1000;
+    assert_eq!(ins, vec![0, cuts[0] * per_ms, cuts[1] * per_ms]);
+    assert_eq!(clips[0].id, "reel");
+    assert_eq!(clips[2].source_out, millis(5500));
+    assert!(clips.windows(2).all(|w| w[0].start + w[0].duration() == w[1].start));
+    assert!(view.markers.is_empty(), "markers were not asked for");
+
+    // FFmpeg's scdet on the same footage, for comparison: the hard cut.
+    let res = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "analyze.scenes", "input": asset, "params": { "model": "scdet", "markers": false } }),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    let list = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(list.body["method"], "scdet");
+    eprintln!("scdet on the same footage: {}", list.body["cuts"]);
+    assert!(list.body["cuts"].as_array().unwrap().iter().any(|c| c["time_ms"] == 2000), "{}", list.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

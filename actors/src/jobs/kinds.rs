@@ -138,16 +138,72 @@ fn default_factor() -> u32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenesParams {
-    /// scdet's scene-change score above which a frame starts a new shot (1..=50).
-    #[serde(default = "default_scene_threshold")]
-    pub threshold: f64,
+    /// The detector: TransNetV2 (the default where installed: cuts and gradual transitions) or
+    /// FFmpeg's scdet (hard cuts only).
+    #[serde(default)]
+    pub model: Option<SceneModel>,
+    /// TransNetV2: the transition probability above which a frame is a transition (0.05..=0.95,
+    /// default 0.5); scdet: the scene-change score (1..=50, default 10).
+    #[serde(default)]
+    pub threshold: Option<f64>,
     /// Put a marker on the timeline at every cut inside each clip of this footage.
     #[serde(default = "yes")]
     pub markers: bool,
+    /// Split each clip of this footage on the timeline at the cuts inside it.
+    #[serde(default)]
+    pub split: bool,
 }
 
-fn default_scene_threshold() -> f64 {
-    10.0
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SceneModel {
+    Transnetv2,
+    Scdet,
+}
+
+impl SceneModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            SceneModel::Transnetv2 => "transnetv2",
+            SceneModel::Scdet => "scdet",
+        }
+    }
+
+    /// The threshold's range and default.
+    pub fn threshold_range(self) -> (f64, f64, f64) {
+        match self {
+            SceneModel::Transnetv2 => (0.05, 0.95, 0.5),
+            SceneModel::Scdet => (1.0, 50.0, 10.0),
+        }
+    }
+}
+
+impl ScenesParams {
+    /// Chooses the detector (TransNetV2 where `transnet_installed`, unless asked otherwise) and
+    /// the threshold's default, and checks the threshold against the detector's range.
+    pub fn resolve(&mut self, transnet_installed: bool) -> Result<SceneModel, String> {
+        let model = self.model.unwrap_or(if transnet_installed {
+            SceneModel::Transnetv2
+        } else {
+            SceneModel::Scdet
+        });
+        let (lo, hi, default) = model.threshold_range();
+        let t = self.threshold.unwrap_or(default);
+        if !(lo..=hi).contains(&t) {
+            return Err(format!("the {} threshold must be {lo} to {hi}, got {t}", model.name()));
+        }
+        self.model = Some(model);
+        self.threshold = Some(t);
+        Ok(model)
+    }
+}
+
+/// TransNetV2 frames per second on the CPU (docs/benchmarks.md), for estimates.
+const TRANSNET_FPS: f64 = 40.0;
+
+/// The TransNetV2 record under the models folder.
+pub fn transnet_record(models: &std::path::Path) -> std::path::PathBuf {
+    models.join("transnetv2").join("transnetv2.mpk")
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -511,11 +567,13 @@ impl JobKind {
             JobKind::AnalyzeScenes => self.described("media worker", json!({
                 "input": "video",
                 "credits_per_minute": 1,
-                "method": "FFmpeg scdet (TransNetV2 is not in this build yet)",
-                "output": "a JSON asset {method, threshold, cuts: [{time_ms, score}]}; markers on the timeline",
+                "model": "transnetv2 (moviola models fetch transnetv2; the default where installed) or scdet (FFmpeg, hard cuts only)",
+                "output": "a JSON asset {method, threshold, frames, cuts: [{time_ms, score}]}; markers on the timeline, or clips split at the cuts",
                 "params": {
-                    "threshold": { "type": "number", "minimum": 1, "maximum": 50, "default": 10 },
-                    "markers": { "type": "boolean", "default": true }
+                    "model": { "enum": ["transnetv2", "scdet"], "optional": true },
+                    "threshold": { "type": "number", "about": "transnetv2: transition probability 0.05..0.95 (default 0.5); scdet: score 1..50 (default 10)", "optional": true },
+                    "markers": { "type": "boolean", "default": true },
+                    "split": { "type": "boolean", "default": false, "about": "split each clip of this footage at the cuts inside it" }
                 }
             })),
             JobKind::EnhanceStabilize => self.described("media worker", json!({
@@ -622,8 +680,12 @@ impl JobKind {
             }
             JobKind::AnalyzeScenes => {
                 let p: ScenesParams = self.read_params(params)?;
-                if !(1.0..=50.0).contains(&p.threshold) {
-                    return Err(format!("threshold must be 1 to 50, got {}", p.threshold));
+                // With the detector named, its threshold is checked now; otherwise once the
+                // server has chosen it (`ScenesParams::resolve`).
+                if p.model.is_some() {
+                    p.clone().resolve(true)?;
+                } else if p.threshold.is_some_and(|t| !(0.05..=50.0).contains(&t)) {
+                    return Err("threshold must be 0.05 to 0.95 (transnetv2) or 1 to 50 (scdet)".into());
                 }
                 Ok(Params::Scenes(p))
             }
@@ -685,6 +747,22 @@ impl JobKind {
                     memory_bytes: 256 << 20,
                     output_width: width,
                     output_height: height,
+                });
+            }
+            if let Params::Scenes(ScenesParams {
+                model: Some(SceneModel::Transnetv2),
+                ..
+            }) = params
+            {
+                // TransNetV2 on the CPU: about 45 frames a second whatever the picture size
+                // (docs/benchmarks.md), at an assumed 30 fps, plus the decode.
+                let frames = minutes * 60.0 * 30.0;
+                return Ok(Estimate {
+                    credits: (minutes.ceil() as i64).max(1),
+                    eta_ms: (frames / TRANSNET_FPS * 1000.0 + minutes.max(0.05) * ms_per_megapixel).ceil() as i64 + 1000,
+                    memory_bytes: moviola_models::transnet::memory_estimate() + (256 << 20),
+                    output_width: 0,
+                    output_height: 0,
                 });
             }
             if let Params::Proxy(p) = params {
@@ -1058,7 +1136,16 @@ pub fn run_media(
         }
         Params::Scenes(p) => {
             limits = limits.render();
-            vec!["scenes".into(), input.into(), out.clone().into(), p.threshold.to_string().into()]
+            let model = p.model.unwrap_or(SceneModel::Scdet);
+            let threshold = p.threshold.unwrap_or(model.threshold_range().2);
+            vec![
+                "scenes".into(),
+                input.into(),
+                out.clone().into(),
+                model.name().into(),
+                threshold.to_string().into(),
+                models.into(),
+            ]
         }
         Params::Stabilize(p) => {
             limits = limits.render();

@@ -329,8 +329,10 @@ impl GpuSupervisor {
         );
     }
 
-    /// A marker at every cut that falls inside a clip of the analysed footage, for everyone.
-    fn mark_scenes(&mut self, ctx: &mut Context<Self>, job: JobId, project: ProjectId, input: AssetId, cuts: Vec<i64>) {
+    /// At every cut that falls inside a clip of the analysed footage: a marker, and/or a split
+    /// of the clip, for everyone. Clips on locked tracks are not split (their markers still
+    /// come); an edit the document refuses is logged and the rest go on.
+    fn mark_scenes(&mut self, ctx: &mut Context<Self>, job: JobId, project: ProjectId, input: AssetId, todo: SceneEdits, cuts: Vec<i64>) {
         let (store, hub) = (self.store.clone(), self.hub.clone());
         ctx.spawn(
             async move {
@@ -344,23 +346,54 @@ impl GpuSupervisor {
                 let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
                 let asset = input.to_string();
                 let per_ms = moviola_crdt::time::TICKS_PER_SECOND / 1000;
-                // A marker per cut, at most MAX_SCENE_MARKERS per clip: noisy footage at a low
-                // threshold must not flood everyone's timeline (the full list is the asset).
-                for clip in timeline.tracks.iter().flat_map(|t| &t.clips).filter(|c| c.asset == asset) {
-                    for (i, ms) in cuts.iter().enumerate().take(MAX_SCENE_MARKERS) {
-                        let Some(source) = ms.checked_mul(per_ms) else { continue };
-                        if source <= clip.source_in || source >= clip.source_out {
-                            continue;
+                let mut ops = Vec::new();
+                for track in &timeline.tracks {
+                    for clip in track.clips.iter().filter(|c| c.asset == asset) {
+                        // Timeline times of the cuts strictly inside the clip, at most
+                        // MAX_SCENE_MARKERS per clip: noisy footage at a low threshold must not
+                        // flood everyone's timeline (the full list is the asset).
+                        let inside: Vec<(usize, i64)> = cuts
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, ms)| {
+                                let source = ms.checked_mul(per_ms)?;
+                                (source > clip.source_in && source < clip.source_out).then(|| {
+                                    let at = clip.start
+                                        + (i128::from(source - clip.source_in) * i128::from(clip.speed_den)
+                                            / i128::from(clip.speed_num.max(1))) as i64;
+                                    (i, at)
+                                })
+                            })
+                            .filter(|(_, at)| *at > clip.start && *at < clip.start + clip.duration())
+                            .take(MAX_SCENE_MARKERS)
+                            .collect();
+                        if todo.markers {
+                            for (i, at) in &inside {
+                                ops.push(moviola_crdt::EditOp::AddMarker {
+                                    id: format!("scene-{job}-{}-{i}", clip.id),
+                                    time: *at,
+                                    label: format!("Cut {}", i + 1),
+                                    color: "#4dabf7".into(),
+                                });
+                            }
                         }
-                        let at = clip.start
-                            + (i128::from(source - clip.source_in) * i128::from(clip.speed_den) / i128::from(clip.speed_num.max(1))) as i64;
-                        let op = moviola_crdt::EditOp::AddMarker {
-                            id: format!("scene-{job}-{}-{i}", clip.id),
-                            time: at,
-                            label: format!("Cut {}", i + 1),
-                            color: "#4dabf7".into(),
-                        };
-                        actor.send(ServerEdit { op, dry_run: false }).await.map_err(|e| e.to_string())??;
+                        if todo.split && !track.locked {
+                            // From the last cut back, so the clip keeps its id and each split
+                            // falls inside what is left of it.
+                            for (i, at) in inside.iter().rev() {
+                                ops.push(moviola_crdt::EditOp::SplitClip {
+                                    id: clip.id.clone(),
+                                    at: *at,
+                                    new_id: format!("{}-shot-{job}-{i}", clip.id),
+                                });
+                            }
+                        }
+                    }
+                }
+                for op in ops {
+                    match actor.send(ServerEdit { op, dry_run: false }).await.map_err(|e| e.to_string())? {
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(job = %job, %err, "a scene edit was refused"),
                     }
                 }
                 Ok::<(), String>(())
@@ -711,22 +744,24 @@ impl GpuSupervisor {
         let actual = output.credits;
         let id = job.id;
         let leftover = output.file.clone();
-        // Scene cuts become markers on the timeline (when asked), once the job has succeeded.
-        let scene_marks = (job.kind == "analyze.scenes"
-            && serde_json::from_str::<Value>(&job.params)
-                .ok()
-                .is_none_or(|p| p["markers"].as_bool() != Some(false)))
-        .then(|| {
-            serde_json::from_slice::<Value>(&output.bytes).ok().map(|v| {
-                v["cuts"]
+        // Scene cuts become markers on the timeline and/or split its clips (as asked), once the
+        // job has succeeded.
+        let scene_marks = (job.kind == "analyze.scenes")
+            .then(|| {
+                let p = serde_json::from_str::<Value>(&job.params).unwrap_or(Value::Null);
+                let todo = SceneEdits {
+                    markers: p["markers"].as_bool() != Some(false),
+                    split: p["split"].as_bool() == Some(true),
+                };
+                let cuts = serde_json::from_slice::<Value>(&output.bytes).ok()?["cuts"]
                     .as_array()
                     .map(|c| c.iter().filter_map(|c| c["time_ms"].as_i64()).collect::<Vec<_>>())
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                (todo.markers || todo.split).then_some((todo, cuts))
             })
-        })
-        .flatten()
-        .zip(job.input_asset)
-        .map(|(cuts, input)| (job.project_id, input, cuts));
+            .flatten()
+            .zip(job.input_asset)
+            .map(|((todo, cuts), input)| (job.project_id, input, todo, cuts));
         let fut = async move {
             if let Some(existing) = store.asset_of_job(id).await? {
                 if let Some(file) = &output.file {
@@ -804,14 +839,21 @@ impl GpuSupervisor {
             };
             let succeeded = matches!(outcome, Outcome::Succeeded { .. });
             act.finish(ctx, id, outcome);
-            if let (true, Some((project, input, cuts))) = (succeeded, scene_marks) {
-                act.mark_scenes(ctx, id, project, input, cuts);
+            if let (true, Some((project, input, todo, cuts))) = (succeeded, scene_marks) {
+                act.mark_scenes(ctx, id, project, input, todo, cuts);
             }
         }));
     }
 }
 
-/// Markers one `analyze.scenes` job puts on one clip at most.
+/// What an `analyze.scenes` job does on the timeline with its cuts.
+#[derive(Clone, Copy, Debug)]
+pub struct SceneEdits {
+    pub markers: bool,
+    pub split: bool,
+}
+
+/// Markers (and splits) one `analyze.scenes` job puts on one clip at most.
 pub const MAX_SCENE_MARKERS: usize = 500;
 
 pub fn hex(bytes: &[u8]) -> String {
