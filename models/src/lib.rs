@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod color;
+pub mod denoise;
 pub mod esrgan;
 pub mod frame;
 pub mod resample;

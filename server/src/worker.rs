@@ -76,6 +76,7 @@ pub fn main(args: &[String]) -> i32 {
         ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
         ["interpolate", input, output, factor, models] => interpolate(input, output, factor, models),
         ["scenes", input, output, model, threshold, models] => scenes(input, output, model, threshold, models),
+        ["denoise", input, output, sigma, strength] => denoise(input, output, sigma, strength),
         ["stabilize", input, output, smoothing] => {
             let smoothing = smoothing.parse().unwrap_or(30);
             let mut report = throttled_progress();
@@ -115,7 +116,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | denoise INPUT OUTPUT.mp4 SIGMA|auto STRENGTH | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
             );
             return 64;
         }
@@ -191,6 +192,7 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
             net,
             scale: scale as usize,
         };
+        let mut preview = Previewer::new(output);
         let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
             if rgb.is_empty() {
                 return Ok(Vec::new());
@@ -204,6 +206,7 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
                 )
                 .ok_or(MediaError::Cancelled)?;
             let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
+            preview.offer(out.width, out.height, &out.data);
             Ok(vec![(out.width, out.height, out.data)])
         };
         moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?
@@ -212,6 +215,12 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
         let graph = format!("scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2:flags={flags}");
         moviola_media::filter::filter_video(input, Some(output), &graph, &mut report)?
     };
+    written_video(output, &r)
+}
+
+/// The answer for a video a filter wrote: its size as players show it, frames, length, probe;
+/// a still from its middle goes beside it (`NAME.thumb.png`), as for uploads.
+fn written_video(output: &Path, r: &moviola_media::filter::FilterReport) -> Result<Value, moviola_media::MediaError> {
     let info = moviola_media::probe(output)?;
     let (w, h) = info.display_size().unwrap_or((r.width, r.height));
     let t = moviola_media::thumbnail(output, info.duration_ms.unwrap_or(0) / 2, 320)?;
@@ -221,8 +230,112 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
     Ok(json!({ "width": w, "height": h, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
 }
 
-/// `worker interpolate`: footage at 2× or 4× its frame rate, RIFE making the frames between
-/// (4×: the middle, then the middles of each half).
+/// A small still of the latest result frame beside the output (`OUT.preview.png`), at most
+/// every two seconds, announced to the parent as `{"preview": PATH}` (it shows it to the
+/// job's watchers).
+struct Previewer {
+    path: std::path::PathBuf,
+    last: Option<std::time::Instant>,
+}
+
+impl Previewer {
+    fn new(output: &Path) -> Previewer {
+        Previewer {
+            path: output.with_extension("preview.png"),
+            last: None,
+        }
+    }
+
+    fn offer(&mut self, w: u32, h: u32, rgb: &[u8]) {
+        if self.last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let Some(img) = image::RgbImage::from_raw(w, h, rgb.to_vec()) else { return };
+        let side = moviola_actors::jobs::kinds::PREVIEW_SIDE as f64;
+        let scale = (side / f64::from(w.max(h).max(1))).min(1.0);
+        let (pw, ph) = (
+            ((f64::from(w) * scale).round() as u32).max(1),
+            ((f64::from(h) * scale).round() as u32).max(1),
+        );
+        let small = image::imageops::thumbnail(&img, pw, ph);
+        // Written aside and renamed, so the parent never reads half a file.
+        let part = self.path.with_extension("part.png");
+        if small.save_with_format(&part, image::ImageFormat::Png).is_ok() && std::fs::rename(&part, &self.path).is_ok() {
+            println!("{}", json!({ "preview": self.path }));
+        }
+    }
+}
+
+/// `worker denoise`: pictures by spatio-temporal non-local means (each frame with the one
+/// before and after it), the sound kept; a sound-only input by RNNoise (levels unchanged),
+/// written as M4A (`"kind": "audio"` in the answer). `sigma`: the noise level in 8-bit levels,
+/// or `auto` to estimate it per frame (the lowest of the frame's and its neighbours').
+fn denoise(input: &str, output: &str, sigma: &str, strength: &str) -> Result<Value, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    use moviola_models::backend::{Cpu, CpuDevice};
+    use moviola_models::burn::tensor::Tensor;
+    use moviola_models::denoise::{NlMeans, estimate_sigma};
+    let (input, output) = (Path::new(input), Path::new(output));
+    let fixed: Option<f32> = match sigma {
+        "auto" => None,
+        v => Some(v.parse().map_err(|_| MediaError::Spec(format!("sigma {v:?} is not a number")))?),
+    };
+    let strength: f32 = strength
+        .parse()
+        .map_err(|_| MediaError::Spec(format!("strength {strength:?} is not a number")))?;
+    let info = moviola_media::probe(input)?;
+    if info.video().is_none() {
+        let mut last = u64::MAX;
+        let report = moviola_media::audio::cleanup(input, output, true, None, |done, total| {
+            let pct = done * 100 / total.max(1);
+            if pct != last {
+                last = pct;
+                println!("{}", json!({ "progress": { "done": done, "total": total } }));
+            }
+        })?;
+        let info = moviola_media::probe(output)?;
+        return Ok(json!({ "kind": "audio", "duration_ms": report.duration_ms, "report": report, "media": info }));
+    }
+    // (size, pixels, tensor, estimated level) of a frame waiting for its successor.
+    type Held = ((u32, u32), Tensor<Cpu, 3>, f32);
+    let mut before: Option<Held> = None;
+    let mut current: Option<Held> = None;
+    let mut preview = Previewer::new(output);
+    let mut run = |c: &Held, neighbours: Vec<&Held>| -> Result<(u32, u32, Vec<u8>), MediaError> {
+        let same: Vec<&Held> = neighbours.into_iter().filter(|n| n.0 == c.0).collect();
+        let level = fixed.unwrap_or_else(|| same.iter().map(|n| n.2).fold(c.2, f32::min));
+        let mut nl = NlMeans::for_sigma(level / 255.0);
+        nl.h *= strength;
+        let out = nl.denoise(c.1.clone(), &same.iter().map(|n| n.1.clone()).collect::<Vec<_>>());
+        let f = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
+        preview.offer(f.width, f.height, &f.data);
+        Ok((f.width, f.height, f.data))
+    };
+    let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+        // The end: the last frame, with only the one before it.
+        if rgb.is_empty() {
+            return match current.take() {
+                Some(c) => Ok(vec![run(&c, before.iter().collect())?]),
+                None => Ok(Vec::new()),
+            };
+        }
+        let level = if fixed.is_some() { 0.0 } else { estimate_sigma(w as usize, h as usize, &rgb) };
+        let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
+        let next: Held = ((w, h), frame.to_tensor::<Cpu>(&CpuDevice), level);
+        let mut out = Vec::new();
+        if let Some(c) = current.take() {
+            out.push(run(&c, before.iter().chain(std::iter::once(&next)).collect())?);
+            before = Some(c);
+        }
+        current = Some(next);
+        Ok(out)
+    };
+    let mut report = throttled_progress();
+    let r = moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?;
+    written_video(output, &r)
+}
+
 /// Shot boundaries: TransNetV2 on every frame at 48×27 (streamed, one window in memory), or
 /// FFmpeg's scdet. Writes `{method, threshold, frames, cuts: [{time_ms, score}]}`, each cut at
 /// the first frame of the new shot (after a gradual transition: where it ends).
@@ -272,6 +385,8 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
     Ok(json!({ "cuts": cuts.len() }))
 }
 
+/// `worker interpolate`: footage at 2× or 4× its frame rate, RIFE making the frames between
+/// (4×: the middle, then the middles of each half).
 fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
     use moviola_media::MediaError;
     use moviola_models::backend::{Cpu, CpuDevice};
@@ -289,6 +404,7 @@ fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<
         Ok((f.width, f.height, f.data))
     };
     let mut previous: Option<(u32, u32, Vec<u8>, Tensor<Cpu, 3>)> = None;
+    let mut preview = Previewer::new(Path::new(output));
     let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
         let copies = |f: &(u32, u32, Vec<u8>, Tensor<Cpu, 3>)| (0..factor - 1).map(|_| (f.0, f.1, f.2.clone())).collect::<Vec<_>>();
         // The end: the last frame also fills the time of the frames after it.
@@ -327,6 +443,9 @@ fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<
                     out.push(to_rgb(mid)?);
                 }
             }
+        }
+        if let Some(f) = out.first() {
+            preview.offer(f.0, f.1, &f.2);
         }
         out.push((w, h, rgb.clone()));
         previous = Some((w, h, rgb, current));

@@ -77,7 +77,7 @@ fn export(port: u16, who: &Account, project: i64, params: Value) -> moviola_test
 }
 
 /// Downloads an asset through its signed link into `dir`.
-fn download(port: u16, who: &Account, asset: i64, dir: &Path, name: &str) -> std::path::PathBuf {
+pub(crate) fn download(port: u16, who: &Account, asset: i64, dir: &Path, name: &str) -> std::path::PathBuf {
     let link = request(port, "GET", &format!("/api/v1/assets/{asset}/url"), Some(&who.token), None).unwrap();
     let file = get_with_headers(port, link.body["url"].as_str().unwrap(), &[]).unwrap();
     assert_eq!(file.status, 200);

@@ -570,6 +570,124 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
     assert!(list.body["cuts"].as_array().unwrap().iter().any(|c| c["time_ms"] == 2000), "{}", list.body);
 }
 
+/// PSNR (all planes) of `a` against `b`, by FFmpeg's psnr filter.
+fn psnr(a: &std::path::Path, b: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args(["-lavfi", "psnr", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    log.split("average:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR in {log}"))
+}
+
+/// Noisy real footage (pedestrians, Gaussian-like noise added) is denoised frame by frame with
+/// live previews, its sound kept; a sound-only upload is denoised by RNNoise into an M4A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denoise_cleans_noisy_footage_and_sound() {
+    let server = TestServer::start();
+    let port = server.port;
+    let ana = register(port, "ana");
+    let (project, _) = create_project(port, &ana, "Grain");
+    let dir = server.data_dir.join("gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let vtest = test_media("vtest.avi");
+    let clean = dir.join("clean.mkv");
+    let noisy = dir.join("noisy.mp4");
+    let picture = "trim=start_frame=200:end_frame=210,setpts=PTS-STARTPTS,crop=320:240";
+    crate::ffmpeg(
+        &["-i", vtest.to_str().unwrap(), "-vf", picture, "-c:v", "ffv1", "-pix_fmt", "yuv420p"],
+        &clean,
+    );
+    crate::ffmpeg(
+        &[
+            "-i",
+            clean.to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-vf",
+            "noise=alls=24:allf=t",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "4",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &noisy,
+    );
+    let asset = upload(port, &ana, project, &std::fs::read(&noisy).unwrap(), "noisy.mp4").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let mut events = moviola_tests::Events::connect(port, &ana.token, project).await.unwrap();
+    let bad = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "enhance.denoise", "input": asset, "params": { "sigma": 500 } }),
+    );
+    assert_eq!((bad.status, bad.body["error"]["code"].as_str()), (400, Some("invalid_params")), "{}", bad.body);
+    let res = submit(port, &ana.token, project, json!({ "kind": "enhance.denoise", "input": asset }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let job = res.body["job"]["id"].as_i64().unwrap();
+    let fin = wait_final(port, &ana.token, job).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let result = fin["result_asset"].as_i64().unwrap();
+    let out = request(port, "GET", &format!("/api/v1/assets/{result}"), Some(&ana.token), None).unwrap();
+    assert_eq!(
+        (out.body["kind"].as_str(), out.body["width"].as_i64(), out.body["height"].as_i64()),
+        (Some("video"), Some(320), Some(240)),
+        "{}",
+        out.body
+    );
+    let denoised = crate::export::download(port, &ana, result, &dir, "denoised.mp4");
+    assert!(moviola_media::probe(&denoised).unwrap().audio().is_some(), "the sound is kept");
+    let (before, after) = (psnr(&noisy, &clean), psnr(&denoised, &clean));
+    eprintln!("denoise e2e: {before:.2} dB noisy → {after:.2} dB denoised (against the clean footage)");
+    assert!(after > before + 3.0, "{before:.2} dB → {after:.2} dB");
+    // The watchers saw the result frames as they came (a PNG preview in the progress).
+    events
+        .wait_for(Duration::from_secs(10), |e| e["job"]["id"] == job && e["event"] == "succeeded")
+        .await
+        .unwrap();
+    assert!(
+        events
+            .of_job(job)
+            .iter()
+            .any(|e| e["progress"]["preview"].as_str().is_some_and(|p| p.starts_with("data:image/png;base64,"))),
+        "a preview in the progress events"
+    );
+
+    // Sound only: RNNoise, as M4A.
+    let wav = dir.join("hiss.wav");
+    crate::ffmpeg(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=1,volume=0.3", "-f", "lavfi", "-i", "anoisesrc=a=0.05:d=1", "-filter_complex", "amix=inputs=2"],
+        &wav,
+    );
+    let sound = upload(port, &ana, project, &std::fs::read(&wav).unwrap(), "hiss.wav").body["asset"]["id"]
+        .as_i64()
+        .unwrap();
+    let res = submit(port, &ana.token, project, json!({ "kind": "enhance.denoise", "input": sound }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let out = request(port, "GET", &format!("/api/v1/assets/{}", fin["result_asset"]), Some(&ana.token), None).unwrap();
+    assert_eq!((out.body["kind"].as_str(), out.body["mime"].as_str()), (Some("audio"), Some("audio/mp4")), "{}", out.body);
+    assert!(out.body["name"].as_str().unwrap().ends_with(".m4a"), "{}", out.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rife_doubles_the_frame_rate_of_footage() {
     let server = TestServer::start();

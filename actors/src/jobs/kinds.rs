@@ -253,6 +253,26 @@ fn default_loudness() -> Loudness {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct DenoiseParams {
+    /// The noise's standard deviation in 8-bit levels (1..=60); estimated from the footage
+    /// when absent. Sound is denoised by RNNoise, which needs no level.
+    #[serde(default)]
+    pub sigma: Option<f64>,
+    /// How hard to filter, relative to the level (0.25..=3).
+    #[serde(default = "default_strength")]
+    pub strength: f64,
+}
+
+fn default_strength() -> f64 {
+    1.0
+}
+
+/// Non-local means' CPU time per megapixel per frame (docs/benchmarks.md: 0.33 s for a
+/// 320×240 frame on two cores).
+const DENOISE_MS_PER_MEGAPIXEL: f64 = 4500.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyParams {
     /// Lines of the proxy (144..=720).
     #[serde(default = "default_proxy_height")]
@@ -311,6 +331,7 @@ pub enum Params {
     Stabilize(StabilizeParams),
     Scenes(ScenesParams),
     Interpolate(InterpolateParams),
+    Denoise(DenoiseParams),
     /// An export as a client asks for it (before the server adds the plan).
     ExportRequest(OutputSpec),
     /// An export as stored, ready to run.
@@ -338,6 +359,8 @@ pub enum JobKind {
     AnalyzeScenes,
     /// Footage at 2× or 4× its frame rate, the new frames by RIFE.
     EnhanceInterpolate,
+    /// Noise removed: pictures by spatio-temporal non-local means on burn, sound by RNNoise.
+    EnhanceDenoise,
 }
 
 /// What a finished job produced, stored as a new asset.
@@ -385,7 +408,7 @@ pub struct Estimate {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 10] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::EnhanceColor,
         JobKind::EnhanceUpscale,
         JobKind::MediaFilmstrip,
@@ -396,6 +419,7 @@ impl JobKind {
         JobKind::EnhanceStabilize,
         JobKind::AnalyzeScenes,
         JobKind::EnhanceInterpolate,
+        JobKind::EnhanceDenoise,
     ];
 
     pub fn name(self) -> &'static str {
@@ -410,6 +434,7 @@ impl JobKind {
             JobKind::EnhanceStabilize => "enhance.stabilize",
             JobKind::AnalyzeScenes => "analyze.scenes",
             JobKind::EnhanceInterpolate => "enhance.interpolate",
+            JobKind::EnhanceDenoise => "enhance.denoise",
         }
     }
 
@@ -424,7 +449,7 @@ impl JobKind {
             | JobKind::EnhanceStabilize
             | JobKind::AnalyzeScenes
             | JobKind::EnhanceInterpolate => &["video"],
-            JobKind::MediaWaveform | JobKind::AudioCleanup => &["video", "audio"],
+            JobKind::MediaWaveform | JobKind::AudioCleanup | JobKind::EnhanceDenoise => &["video", "audio"],
             // The project's timeline, not one asset.
             JobKind::ExportRender => &[],
         }
@@ -442,6 +467,7 @@ impl JobKind {
                 | JobKind::EnhanceStabilize
                 | JobKind::AnalyzeScenes
                 | JobKind::EnhanceInterpolate
+                | JobKind::EnhanceDenoise
         )
     }
 
@@ -469,7 +495,8 @@ impl JobKind {
             | JobKind::AudioCleanup
             | JobKind::EnhanceStabilize
             | JobKind::AnalyzeScenes
-            | JobKind::EnhanceInterpolate => 0.0,
+            | JobKind::EnhanceInterpolate
+            | JobKind::EnhanceDenoise => 0.0,
         }
     }
 
@@ -490,6 +517,7 @@ impl JobKind {
             JobKind::AnalyzeScenes => 20_000.0,
             // RIFE on the CPU: minutes per minute of footage.
             JobKind::EnhanceInterpolate => 600_000.0,
+            JobKind::EnhanceDenoise => 600_000.0,
         }
     }
 
@@ -574,6 +602,16 @@ impl JobKind {
                     "threshold": { "type": "number", "about": "transnetv2: transition probability 0.05..0.95 (default 0.5); scdet: score 1..50 (default 10)", "optional": true },
                     "markers": { "type": "boolean", "default": true },
                     "split": { "type": "boolean", "default": false, "about": "split each clip of this footage at the cuts inside it" }
+                }
+            })),
+            JobKind::EnhanceDenoise => self.described("media worker", json!({
+                "input": "video or audio",
+                "credits_per_minute": 1,
+                "method": "video: spatio-temporal non-local means on burn (the frames before and after searched too); sound: RNNoise",
+                "output": "an MP4 (H.264 + AAC, the sound kept) video asset, or an M4A audio asset for sound",
+                "params": {
+                    "sigma": { "type": "number", "minimum": 1, "maximum": 60, "optional": true, "about": "noise level in 8-bit levels; estimated from the footage when absent" },
+                    "strength": { "type": "number", "minimum": 0.25, "maximum": 3, "default": 1 }
                 }
             })),
             JobKind::EnhanceStabilize => self.described("media worker", json!({
@@ -689,6 +727,16 @@ impl JobKind {
                 }
                 Ok(Params::Scenes(p))
             }
+            JobKind::EnhanceDenoise => {
+                let p: DenoiseParams = self.read_params(params)?;
+                if p.sigma.is_some_and(|v| !(1.0..=60.0).contains(&v)) {
+                    return Err(format!("sigma must be 1 to 60 levels, got {}", p.sigma.unwrap_or_default()));
+                }
+                if !(0.25..=3.0).contains(&p.strength) {
+                    return Err(format!("strength must be 0.25 to 3, got {}", p.strength));
+                }
+                Ok(Params::Denoise(p))
+            }
             JobKind::EnhanceStabilize => {
                 let p: StabilizeParams = self.read_params(params)?;
                 if !(5..=120).contains(&p.smoothing) {
@@ -765,6 +813,27 @@ impl JobKind {
                     output_height: 0,
                 });
             }
+            if let Params::Denoise(_) = params
+                && width > 0
+            {
+                // Pictures: non-local means on every frame at an assumed 30 fps. (Sound only,
+                // with no picture size, falls to the per-minute estimate below.)
+                let frames = minutes * 60.0 * 30.0;
+                let eta_ms = frames * (f64::from(width) * f64::from(height) / 1e6) * DENOISE_MS_PER_MEGAPIXEL + 2000.0;
+                if eta_ms > MAX_RENDER_MS {
+                    return Err(format!(
+                        "denoising this footage would take about {:.1} h here ({frames:.0} frames of {width}×{height}); denoise a shorter or smaller clip",
+                        eta_ms / 3_600_000.0
+                    ));
+                }
+                return Ok(Estimate {
+                    credits: (minutes.ceil() as i64).max(1),
+                    eta_ms: eta_ms.ceil() as i64,
+                    memory_bytes: u64::from(width) * u64::from(height) * 3 * 4 * 16 + (256 << 20),
+                    output_width: width,
+                    output_height: height,
+                });
+            }
             if let Params::Proxy(p) = params {
                 let w = ((width.max(1) as f64 * p.height as f64 / height.max(1) as f64) as u32) & !1;
                 return Ok(Estimate {
@@ -815,6 +884,7 @@ impl JobKind {
             | Params::Stabilize(_)
             | Params::Scenes(_)
             | Params::Interpolate(_)
+            | Params::Denoise(_)
             | Params::ExportRequest(_)
             | Params::Export(_) => {
                 unreachable!("media kinds return above")
@@ -1081,12 +1151,13 @@ pub fn run_media(
     progress: &mut dyn StageProgress,
 ) -> Result<JobOutput, RunError> {
     std::fs::create_dir_all(scratch).map_err(|e| RunError::Failed(format!("cannot create the scratch folder: {e}")))?;
-    let (ext, mime, asset_kind) = match params {
+    let (mut ext, mut mime, mut asset_kind) = match params {
         Params::Filmstrip(_) => ("png", "image/png", "image"),
         Params::Waveform(_) | Params::Scenes(_) => ("json", "application/json", "data"),
         Params::Proxy(_) => ("mp4", "video/mp4", "video"),
         Params::Cleanup(_) => ("m4a", "audio/mp4", "audio"),
-        Params::Stabilize(_) | Params::Upscale(_) | Params::Interpolate(_) => ("mp4", "video/mp4", "video"),
+        // A denoised sound-only input comes back as M4A (the worker says so).
+        Params::Stabilize(_) | Params::Upscale(_) | Params::Interpolate(_) | Params::Denoise(_) => ("mp4", "video/mp4", "video"),
         Params::Export(job) => (job.resolved.container.ext(), job.resolved.container.mime(), "video"),
         _ => return Err(RunError::Failed(format!("parameters do not belong to {}", kind.name()))),
     };
@@ -1151,6 +1222,16 @@ pub fn run_media(
             limits = limits.render();
             vec!["stabilize".into(), input.into(), out.clone().into(), p.smoothing.to_string().into()]
         }
+        Params::Denoise(p) => {
+            limits = limits.render();
+            vec![
+                "denoise".into(),
+                input.into(),
+                out.clone().into(),
+                p.sigma.map_or("auto".to_string(), |v| v.to_string()).into(),
+                p.strength.to_string().into(),
+            ]
+        }
         Params::Upscale(p) => {
             limits = limits.render();
             let model = if p.model == Some(UpscaleModel::Realesrgan) {
@@ -1183,12 +1264,27 @@ pub fn run_media(
         }
         _ => unreachable!("checked above"),
     };
-    // The worker is killed as soon as the job's cancel flag is set.
-    let answer = super::worker::run_blocking(&args, &limits, cancel, |done, total| progress.stage("process", done, total));
+    // The worker is killed as soon as the job's cancel flag is set. Model kinds write a small
+    // still of the latest result frame now and then (`OUT.preview.png`) for the watchers.
+    let preview_path = out.with_extension("preview.png");
+    let answer = super::worker::run_blocking(&args, &limits, cancel, |event| match event {
+        super::worker::WorkerEvent::Progress(done, total) => progress.stage("process", done, total),
+        super::worker::WorkerEvent::Preview(path) => {
+            if path == preview_path
+                && let Ok(png) = std::fs::read(&path)
+            {
+                progress.preview(png);
+            }
+        }
+    });
+    let _ = std::fs::remove_file(&preview_path);
     let _ = std::fs::remove_file(&job_file);
     // The worker's temporary files (see `moviola worker export`), even if it was killed.
     let _ = std::fs::remove_dir_all(out.with_extension("work"));
     let result = answer.and_then(|v| {
+        if v["kind"] == "audio" {
+            (ext, mime, asset_kind) = ("m4a", "audio/mp4", "audio");
+        }
         let (width, height) = (v["width"].as_u64().unwrap_or(0) as u32, v["height"].as_u64().unwrap_or(0) as u32);
         if asset_kind == "video" || asset_kind == "audio" {
             if !out.exists() {
@@ -1202,6 +1298,7 @@ pub fn run_media(
                 Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
                 Params::Stabilize(_) => format!("stabilized.{ext}"),
                 Params::Interpolate(p) => format!("interpolated-x{}.{ext}", p.factor),
+                Params::Denoise(_) => format!("denoised.{ext}"),
                 Params::Upscale(p) => format!(
                     "upscaled-x{}-{}.{ext}",
                     p.scale,

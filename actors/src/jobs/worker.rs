@@ -67,13 +67,22 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Runs a worker from a device thread (blocking), reporting progress, stopping it on cancel
-/// or timeout.
+/// What a worker reports while it runs (JSON lines on its standard output).
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// `{"progress": {"done", "total"}}`
+    Progress(u64, u64),
+    /// `{"preview": PATH}`: a small PNG of the latest result, written to PATH.
+    Preview(std::path::PathBuf),
+}
+
+/// Runs a worker from a device thread (blocking), reporting progress and previews, stopping
+/// it on cancel or timeout.
 pub fn run_blocking(
     args: &[OsString],
     limits: &WorkerLimits,
     cancel: &AtomicBool,
-    mut progress: impl FnMut(u64, u64),
+    mut on_event: impl FnMut(WorkerEvent),
 ) -> Result<Value, RunError> {
     let mut child = command(args, limits)
         .map_err(RunError::Failed)?
@@ -94,9 +103,12 @@ pub fn run_blocking(
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-                match v.get("progress") {
-                    Some(p) => progress(p["done"].as_u64().unwrap_or(0), p["total"].as_u64().unwrap_or(0)),
-                    None => answer = Some(v),
+                if let Some(p) = v.get("progress") {
+                    on_event(WorkerEvent::Progress(p["done"].as_u64().unwrap_or(0), p["total"].as_u64().unwrap_or(0)));
+                } else if let Some(path) = v.get("preview").and_then(Value::as_str) {
+                    on_event(WorkerEvent::Preview(path.into()));
+                } else {
+                    answer = Some(v);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
