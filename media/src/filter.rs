@@ -45,21 +45,29 @@ pub fn filter_video_with(
     transform: Option<RgbTransform<'_>>,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
-    run_graph(input, output, graph, transform, None, 1, progress)
+    run_graph(input, output, graph, transform, None, Rate::Times(1), progress)
 }
 
-/// Every frame of `input` through `transform`, encoded at `rate_factor` times the source's
-/// frame rate (a transform giving `rate_factor` frames per frame, counting what it gives at the
-/// end, keeps the length). `transform` is called once more with an empty frame (0×0) at the
-/// end of the stream.
+/// The frame rate a mapped video is encoded at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    /// The source's rate times this.
+    Times(u32),
+    /// Exactly `num/den` frames a second.
+    Fixed(i32, i32),
+}
+
+/// Every frame of `input` through `transform`, encoded at `rate` (a transform giving frames
+/// at that rate, counting what it gives at the end, keeps the length). `transform` is called
+/// once more with an empty frame (0×0) at the end of the stream.
 pub fn map_video(
     input: &Path,
     output: &Path,
     transform: RgbTransform<'_>,
-    rate_factor: u32,
+    rate: Rate,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
-    run_graph(input, Some(output), "null", Some(transform), None, rate_factor.max(1), progress)
+    run_graph(input, Some(output), "null", Some(transform), None, rate, progress)
 }
 
 /// A cut between shots found by FFmpeg's `scdet` (scene change score 0..100).
@@ -98,7 +106,7 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
         &format!("scdet=threshold={threshold}"),
         None,
         Some(&mut inspect),
-        1,
+        Rate::Times(1),
         progress,
     )?;
     Ok(cuts)
@@ -127,7 +135,7 @@ pub fn each_frame_scaled(
         each(last_ms, &rgb);
     };
     let graph = format!("scale={width}:{height}:flags=bicubic,format=rgb24");
-    Ok(run_graph(input, None, &graph, None, Some(&mut inspect), 1, progress)?.frames)
+    Ok(run_graph(input, None, &graph, None, Some(&mut inspect), Rate::Times(1), progress)?.frames)
 }
 
 /// Sees every filtered frame with the sink's time base and the file's origin in it.
@@ -139,7 +147,7 @@ fn run_graph(
     graph: &str,
     mut transform: Option<RgbTransform<'_>>,
     mut inspect: Option<Inspect<'_>>,
-    rate_factor: u32,
+    rate: Rate,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<FilterReport, MediaError> {
     // What the sink gives: RGB for a transform or a graph that ends in RGB (`each_frame_scaled`).
@@ -200,8 +208,16 @@ fn run_graph(
         let fps = if n > 0 && d > 0 { f64::from(n) / f64::from(d) } else { 30.0 };
         ((info.duration_ms.unwrap_or(0) as f64 / 1000.0) * fps).ceil().max(1.0) as u64
     };
-    // The encoder runs at the raised rate (frames then come `rate_factor` per source frame).
-    if rate_factor > 1 {
+    // The encoder runs at the raised rate (frames then come `rate_factor` per source frame), or
+    // at the rate asked for.
+    if let Rate::Fixed(n, d) = rate {
+        if n <= 0 || d <= 0 {
+            return Err(MediaError::Spec(format!("a frame rate of {n}/{d}")));
+        }
+        v.frame_rate = (n, d);
+    } else if let Rate::Times(rate_factor) = rate
+        && rate_factor > 1
+    {
         let (n, d) = v.frame_rate;
         // In i64, then back into i32 (to the millihertz if a raw timescale would overflow).
         let raised = i64::from(n) * i64::from(rate_factor);

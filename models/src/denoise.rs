@@ -102,8 +102,7 @@ pub fn estimate_sigma(width: usize, height: usize, rgb: &[u8]) -> f32 {
     for c in 0..3 {
         for y in 1..height - 1 {
             for x in 1..width - 1 {
-                let v = at(x - 1, y - 1, c) - 2.0 * at(x, y - 1, c) + at(x + 1, y - 1, c) - 2.0 * at(x - 1, y, c)
-                    + 4.0 * at(x, y, c)
+                let v = at(x - 1, y - 1, c) - 2.0 * at(x, y - 1, c) + at(x + 1, y - 1, c) - 2.0 * at(x - 1, y, c) + 4.0 * at(x, y, c)
                     - 2.0 * at(x + 1, y, c)
                     + at(x - 1, y + 1, c)
                     - 2.0 * at(x, y + 1, c)

@@ -179,7 +179,9 @@ impl<B: Backend> TransNetV2<B> {
             }
             Ok(data.clone())
         };
-        let tensor5 = |data: Vec<f32>, d: [usize; 5]| Tensor::<B, 1>::from_data(TensorData::new(data, [d.iter().product::<usize>()]), device).reshape(d);
+        let tensor5 = |data: Vec<f32>, d: [usize; 5]| {
+            Tensor::<B, 1>::from_data(TensorData::new(data, [d.iter().product::<usize>()]), device).reshape(d)
+        };
         let linear = |p: &str, i: usize, o: usize| -> Result<Linear<B>, ModelError> {
             let mut l = LinearConfig::new(i, o).init(device);
             // PyTorch keeps [out, in]; burn [in, out].
@@ -363,7 +365,7 @@ impl<'a, B: Backend> ShotStream<'a, B> {
             return Vec::new();
         }
         let last = self.pending[self.pending.len() - FRAME_BYTES..].to_vec();
-        let tail = CONTEXT + STEP - (if n % STEP == 0 { STEP } else { n % STEP });
+        let tail = CONTEXT + STEP - (if n.is_multiple_of(STEP) { STEP } else { n % STEP });
         for _ in 0..tail {
             self.pending.extend_from_slice(&last);
         }

@@ -115,9 +115,17 @@ fn nl_means_beats_hqdn3d_and_nlmeans_on_noisy_real_footage() {
                 "{clip} σ {sigma} (estimated {estimated:.1}): noisy {p_noisy:.2} dB, ours {p_ours:.2} dB ({took:.2} s), hqdn3d {:.2} dB ({}), nlmeans {:.2} dB ({})",
                 hq.0, hq.1, nl.0, nl.1
             );
-            assert!((estimated - sigma as f32).abs() <= 0.2 * sigma as f32, "{clip}: σ {sigma} estimated as {estimated}");
+            assert!(
+                (estimated - sigma as f32).abs() <= 0.2 * sigma as f32,
+                "{clip}: σ {sigma} estimated as {estimated}"
+            );
             assert!(p_ours > p_noisy + 3.0, "{clip} σ {sigma}: {p_ours:.2} dB from {p_noisy:.2} dB");
-            assert!(p_ours > hq.0 + 1.0 && p_ours > nl.0 + 1.0, "{clip} σ {sigma}: ours {p_ours:.2}, hqdn3d {:.2}, nlmeans {:.2}", hq.0, nl.0);
+            assert!(
+                p_ours > hq.0 + 1.0 && p_ours > nl.0 + 1.0,
+                "{clip} σ {sigma}: ours {p_ours:.2}, hqdn3d {:.2}, nlmeans {:.2}",
+                hq.0,
+                nl.0
+            );
         }
     }
 }

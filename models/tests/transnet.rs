@@ -142,7 +142,13 @@ fn scdet(frames: &[u8], w: usize, h: usize) -> Vec<usize> {
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"])
         .args(["-s", &format!("{w}x{h}"), "-r", "25", "-i", "pipe:"])
-        .args(["-vf", "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-", "-f", "null", "-"])
+        .args([
+            "-vf",
+            "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-",
+            "-f",
+            "null",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -228,7 +234,10 @@ fn known_cuts_in_concatenated_real_shots_are_found() {
             let from = at - DISSOLVE;
             for k in 0..DISSOLVE {
                 let alpha = (k + 1) as f32 / (DISSOLVE + 1) as f32;
-                for (o, i) in concat[(from + k) * fb..(from + k + 1) * fb].iter_mut().zip(&incoming[k * fb..(k + 1) * fb]) {
+                for (o, i) in concat[(from + k) * fb..(from + k + 1) * fb]
+                    .iter_mut()
+                    .zip(&incoming[k * fb..(k + 1) * fb])
+                {
                     *o = (f32::from(*o) * (1.0 - alpha) + f32::from(*i) * alpha).round() as u8;
                 }
             }
@@ -273,7 +282,10 @@ fn known_cuts_in_concatenated_real_shots_are_found() {
     );
     for (a, b) in &truth {
         if !found.iter().any(|x| x + 2 >= *a && *x <= b + 2) {
-            eprintln!("missed the transition {a}..={b}: probabilities {:?}", &probabilities[a - 3..(b + 3).min(probabilities.len())]);
+            eprintln!(
+                "missed the transition {a}..={b}: probabilities {:?}",
+                &probabilities[a - 3..(b + 3).min(probabilities.len())]
+            );
         }
     }
     assert!(f >= 0.95, "F1 {f:.3}: truth {truth:?}, found {found:?}");
@@ -284,12 +296,13 @@ fn cancelling_stops_between_windows() {
     let net = load_net();
     let frames = synthetic_frames();
     let mut calls = 0;
-    assert!(net
-        .predict(&frames, &CpuDevice, &mut |done, total| {
+    assert!(
+        net.predict(&frames, &CpuDevice, &mut |done, total| {
             calls += 1;
             assert!(done <= total);
             false
         })
-        .is_none());
+        .is_none()
+    );
     assert_eq!(calls, 1);
 }

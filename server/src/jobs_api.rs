@@ -600,11 +600,17 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
                 ));
             }
             Some(m) => m,
-            None if installed && [2.0, 3.0, 4.0].contains(&u.scale) => kinds::UpscaleModel::Realesrgan,
+            // A target height can always use the model (its factor is chosen for it).
+            None if installed && (u.height.is_some() || [2.0, 3.0, 4.0].contains(&u.scale)) => kinds::UpscaleModel::Realesrgan,
             None => kinds::UpscaleModel::Classical,
         };
         u.model = Some(model);
         stored_params["model"] = serde_json::to_value(model).unwrap_or(Value::Null);
+        if u.height.is_some() {
+            u.resolve_target(input.height as u32)
+                .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
+            stored_params["scale"] = json!(u.scale);
+        }
     }
     if let kinds::Params::Scenes(p) = &mut params {
         // TransNetV2 where it is installed (or asked for), else scdet; stored with the job.
@@ -624,6 +630,40 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
             .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", m))?;
         stored_params["model"] = json!(model.name());
         stored_params["threshold"] = json!(p.threshold);
+    }
+    if let kinds::Params::Interpolate(p) = &mut params
+        && let Some(fps) = p.fps
+    {
+        // A target rate: the least factor that reaches it, from the footage's own rate.
+        let source = input
+            .info
+            .as_deref()
+            .and_then(|i| serde_json::from_str::<Value>(i).ok())
+            .and_then(|i| {
+                i["streams"].as_array()?.iter().find(|s| s["kind"] == "video").and_then(|s| {
+                    let (n, d) = (s["frame_rate"][0].as_f64()?, s["frame_rate"][1].as_f64()?);
+                    (n > 0.0 && d > 0.0).then(|| n / d)
+                })
+            })
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", "the footage has no frame rate to raise"))?;
+        p.factor = if fps <= source + 0.01 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_params",
+                format!("fps {fps} is not above the footage's {source:.3} frames a second"),
+            ));
+        } else if fps <= 2.0 * source + 0.01 {
+            2
+        } else if fps <= 4.0 * source + 0.01 {
+            4
+        } else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_params",
+                format!("fps {fps} is more than 4× the footage's {source:.3} frames a second"),
+            ));
+        };
+        stored_params["factor"] = json!(p.factor);
     }
     if kind == JobKind::EnhanceInterpolate {
         let dir = state.config.models_dir.clone();

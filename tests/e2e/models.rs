@@ -114,6 +114,32 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
         .max()
         .unwrap();
     assert!(max <= 1, "the job's result is {max}/255 from ncnn's");
+    // A picture to a target height: the model at ×3, then down to 100 lines.
+    let res = upscale(json!({ "height": 100 }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(
+        (
+            res.body["job"]["params"]["model"].as_str(),
+            res.body["job"]["params"]["scale"].as_f64()
+        ),
+        (Some("realesrgan"), Some(3.0))
+    );
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let out = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (out.body["width"].as_i64(), out.body["height"].as_i64()),
+        (Some(100), Some(100)),
+        "{}",
+        out.body
+    );
     // Scales the model cannot do are refused with the reason; so are parameters that are not
     // an object (serde would read a struct from an array).
     for bad in [json!({ "scale": 2.5, "model": "realesrgan" }), json!([4]), json!("x")] {
@@ -328,9 +354,25 @@ async fn footage_is_upscaled_frame_by_frame() {
     let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "tiny.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
+    // To a target height: Real-ESRGAN ×3 then Lanczos down to 120 lines (1.5× is not a model
+    // factor), or the classical filter straight there; beyond 4× is refused.
+    let res = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "enhance.upscale", "input": asset, "params": { "height": 240 } }),
+    );
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("invalid_params")),
+        "{}",
+        res.body
+    );
     for (params, size, model) in [
         (json!({ "scale": 4 }), (256, 192), "realesrgan"),
         (json!({ "scale": 2, "model": "classical" }), (128, 96), "classical"),
+        (json!({ "height": 120 }), (160, 120), "realesrgan"),
+        (json!({ "height": 72, "model": "classical" }), (96, 72), "classical"),
     ] {
         let res = submit(
             port,
@@ -480,7 +522,12 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
         "{}",
         res.body
     );
-    assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch transnetv2"));
+    assert!(
+        res.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("moviola models fetch transnetv2")
+    );
     copy_dir(&fetched_models().join("transnetv2"), &server.data_dir.join("models/transnetv2"));
     // A threshold outside the detector's range.
     let res = submit(
@@ -489,7 +536,12 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
         project,
         json!({ "kind": "analyze.scenes", "input": asset, "params": { "threshold": 10 } }),
     );
-    assert_eq!((res.status, res.body["error"]["code"].as_str()), (400, Some("invalid_params")), "{}", res.body);
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("invalid_params")),
+        "{}",
+        res.body
+    );
 
     let mut sync = moviola_tests::SyncClient::open(&server.ws_url(&ana.token), &doc).await.unwrap();
     sync.wait_loaded().await.unwrap();
@@ -567,7 +619,11 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
     .unwrap();
     assert_eq!(list.body["method"], "scdet");
     eprintln!("scdet on the same footage: {}", list.body["cuts"]);
-    assert!(list.body["cuts"].as_array().unwrap().iter().any(|c| c["time_ms"] == 2000), "{}", list.body);
+    assert!(
+        list.body["cuts"].as_array().unwrap().iter().any(|c| c["time_ms"] == 2000),
+        "{}",
+        list.body
+    );
 }
 
 /// PSNR (all planes) of `a` against `b`, by FFmpeg's psnr filter.
@@ -638,7 +694,12 @@ async fn denoise_cleans_noisy_footage_and_sound() {
         project,
         json!({ "kind": "enhance.denoise", "input": asset, "params": { "sigma": 500 } }),
     );
-    assert_eq!((bad.status, bad.body["error"]["code"].as_str()), (400, Some("invalid_params")), "{}", bad.body);
+    assert_eq!(
+        (bad.status, bad.body["error"]["code"].as_str()),
+        (400, Some("invalid_params")),
+        "{}",
+        bad.body
+    );
     let res = submit(port, &ana.token, project, json!({ "kind": "enhance.denoise", "input": asset }));
     assert_eq!(res.status, 201, "{}", res.body);
     let job = res.body["job"]["id"].as_i64().unwrap();
@@ -663,17 +724,27 @@ async fn denoise_cleans_noisy_footage_and_sound() {
         .await
         .unwrap();
     assert!(
-        events
-            .of_job(job)
-            .iter()
-            .any(|e| e["progress"]["preview"].as_str().is_some_and(|p| p.starts_with("data:image/png;base64,"))),
+        events.of_job(job).iter().any(|e| e["progress"]["preview"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("data:image/png;base64,"))),
         "a preview in the progress events"
     );
 
     // Sound only: RNNoise, as M4A.
     let wav = dir.join("hiss.wav");
     crate::ffmpeg(
-        &["-f", "lavfi", "-i", "sine=frequency=300:duration=1,volume=0.3", "-f", "lavfi", "-i", "anoisesrc=a=0.05:d=1", "-filter_complex", "amix=inputs=2"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=1,volume=0.3",
+            "-f",
+            "lavfi",
+            "-i",
+            "anoisesrc=a=0.05:d=1",
+            "-filter_complex",
+            "amix=inputs=2",
+        ],
         &wav,
     );
     let sound = upload(port, &ana, project, &std::fs::read(&wav).unwrap(), "hiss.wav").body["asset"]["id"]
@@ -683,8 +754,20 @@ async fn denoise_cleans_noisy_footage_and_sound() {
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let out = request(port, "GET", &format!("/api/v1/assets/{}", fin["result_asset"]), Some(&ana.token), None).unwrap();
-    assert_eq!((out.body["kind"].as_str(), out.body["mime"].as_str()), (Some("audio"), Some("audio/mp4")), "{}", out.body);
+    let out = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (out.body["kind"].as_str(), out.body["mime"].as_str()),
+        (Some("audio"), Some("audio/mp4")),
+        "{}",
+        out.body
+    );
     assert!(out.body["name"].as_str().unwrap().ends_with(".m4a"), "{}", out.body);
 }
 
@@ -753,4 +836,62 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let ms = info.duration_ms.unwrap();
     assert!((ms - 500).abs() <= 60, "{ms} ms for 0.5 s of footage");
     assert!(info.audio().is_some(), "the sound is kept");
+
+    // To a target rate: 10 → 25 fps needs 4× (40 fps) retimed to 25; the same length.
+    for (fps, code) in [(8.0, "invalid_params"), (50.0, "invalid_params")] {
+        let res = submit(
+            port,
+            &ana.token,
+            project,
+            json!({ "kind": "enhance.interpolate", "input": asset, "params": { "fps": fps } }),
+        );
+        assert_eq!(
+            (res.status, res.body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{fps}: {}",
+            res.body
+        );
+    }
+    let res = submit(
+        port,
+        &ana.token,
+        project,
+        json!({ "kind": "enhance.interpolate", "input": asset, "params": { "fps": 25 } }),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["job"]["params"]["factor"], 4, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let file = dir.join("smooth25.mp4");
+    let bytes = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap()
+    .bytes;
+    std::fs::write(&file, bytes).unwrap();
+    let info = moviola_media::probe(&file).unwrap();
+    assert_eq!(info.video().unwrap().frame_rate, (25, 1), "{info:?}");
+    let frames = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let frames: i64 = String::from_utf8_lossy(&frames.stdout).trim().parse().unwrap();
+    assert!((12..=13).contains(&frames), "{frames} frames for 0.5 s at 25 fps");
+    let ms = info.duration_ms.unwrap();
+    assert!((ms - 500).abs() <= 60, "{ms} ms for 0.5 s of footage");
 }

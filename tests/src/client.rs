@@ -49,10 +49,12 @@ pub async fn send(socket: &mut Socket, msg: &Message) -> Result<()> {
     Ok(())
 }
 
-/// Next protocol message, skipping pings; `None` on close or timeout.
+/// Next protocol message, skipping pings; `None` on close or timeout. The timeout is for the
+/// whole wait: the server's heartbeat pings do not restart it.
 pub async fn recv(socket: &mut Socket, timeout: Duration) -> Option<Message> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match tokio::time::timeout(timeout, socket.next()).await {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
             Ok(Some(Ok(WsMessage::Binary(bytes)))) => return Some(Message::decode(&bytes).expect("server sent an undecodable frame")),
             Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
             _ => return None,

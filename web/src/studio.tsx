@@ -744,8 +744,11 @@ function Inspector({ clip, view, edit, assetById, canEdit }: { clip: Clip | null
 function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }: { project: Project; view: View; clip: Clip | null; assets: Asset[]; jobs: Record<number, Job>; progress: Record<number, Progress>; playhead: number; canEdit: boolean }) {
   const [kinds, setKinds] = useState<any[]>([]);
   const [kind, setKind] = useState("enhance.upscale");
-  const [scale, setScale] = useState(2);
-  const [factor, setFactor] = useState(2);
+  // Upscale: "2", "4" (factors) or "h1080", "h2160" (target heights).
+  const [scale, setScale] = useState("2");
+  // Interpolate: "2", "4" (factors) or "fps60", "fps50" (target rates).
+  const [factor, setFactor] = useState("2");
+  const [scenes, setScenes] = useState("markers");
   const [estimate, setEstimate] = useState<any>(null);
   const [place, setPlace] = useState(true);
   const [error, setError] = useState("");
@@ -756,14 +759,15 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   const request = () => {
     // Each kind's own parameters (the defaults where it has any).
     const params: Record<string, object> = {
-      "enhance.upscale": { scale },
+      "enhance.upscale": scale.startsWith("h") ? { height: Number(scale.slice(1)) } : { scale: Number(scale) },
       "enhance.color": { auto_levels: true, white_balance: true },
       "audio.cleanup": { denoise: true, loudness: "streaming" },
-      "enhance.interpolate": { factor },
+      "enhance.interpolate": factor.startsWith("fps") ? { fps: Number(factor.slice(3)) } : { factor: Number(factor) },
+      "analyze.scenes": { markers: scenes !== "split", split: scenes !== "markers" },
     };
     const body: any = { kind, input: input?.id, params: params[kind] ?? {} };
     // Pictures can stand in a placeholder on a video track; sound results and data cannot.
-    const placeable = ["enhance.upscale", "enhance.color", "enhance.stabilize", "enhance.interpolate"].includes(kind);
+    const placeable = ["enhance.upscale", "enhance.color", "enhance.stabilize", "enhance.interpolate", "enhance.denoise"].includes(kind) && input?.kind !== "audio";
     const track = view.tracks.find((t) => t.kind === "video" && !t.locked);
     if (place && placeable && track) body.placeholder = { track: track.id, start: playhead, duration: clip ? clipDuration(clip) : 5 * TICKS };
     return body;
@@ -801,21 +805,32 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
             ))}
           </select>
           {kind === "enhance.upscale" && (
-            <select name="scale" value={scale} onChange={(e) => setScale(Number(e.currentTarget.value))}>
-              <option value={2}>2×</option>
-              <option value={4}>4×</option>
+            <select name="scale" value={scale} onChange={(e) => setScale(e.currentTarget.value)} aria-label="Size">
+              <option value="2">2×</option>
+              <option value="4">4×</option>
+              <option value="h1080">to 1080p</option>
+              <option value="h2160">to 4K (2160p)</option>
             </select>
           )}
           {kind === "enhance.interpolate" && (
-            <select name="factor" value={factor} onChange={(e) => setFactor(Number(e.currentTarget.value))} aria-label="Frame rate">
-              <option value={2}>2× frame rate</option>
-              <option value={4}>4× frame rate</option>
+            <select name="factor" value={factor} onChange={(e) => setFactor(e.currentTarget.value)} aria-label="Frame rate">
+              <option value="2">2× frame rate</option>
+              <option value="4">4× frame rate</option>
+              <option value="fps50">to 50 fps</option>
+              <option value="fps60">to 60 fps</option>
+            </select>
+          )}
+          {kind === "analyze.scenes" && (
+            <select name="scenes" value={scenes} onChange={(e) => setScenes(e.currentTarget.value)} aria-label="At the cuts">
+              <option value="markers">markers at the cuts</option>
+              <option value="split">split clips at the cuts</option>
+              <option value="both">markers and splits</option>
             </select>
           )}
           <label>
             <input type="checkbox" checked={place} onChange={(e) => setPlace(e.currentTarget.checked)} /> place on timeline
           </label>
-          <p class="muted">Input: {input ? input.name : "select a clip (an image for enhance.*, sound for audio.cleanup)"}</p>
+          <p class="muted">Input: {input ? input.name : "select a clip (a picture or footage for enhance.*, sound for audio.cleanup)"}</p>
           <button onClick={doEstimate} disabled={!input}>Estimate</button>
           {estimate && (
             <div class="estimate" role="status">

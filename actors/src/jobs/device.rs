@@ -288,6 +288,7 @@ mod tests {
             kind: JobKind::EnhanceUpscale,
             params: Params::Upscale(UpscaleParams {
                 scale: 2.0,
+                height: None,
                 filter: moviola_models::resample::Filter::Bicubic,
                 tier: Default::default(),
                 model: None,

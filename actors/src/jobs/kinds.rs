@@ -62,8 +62,15 @@ pub struct ColorParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpscaleParams {
-    /// Output size as a factor of the input (1..=4).
+    /// Output size as a factor of the input (1..=4). With `height`, the server sets it (the
+    /// model's factor, or the exact ratio for the classical filters).
+    #[serde(default)]
     pub scale: f32,
+    /// A target height in pixels (the width follows the picture's shape, even for video), up
+    /// to 4× the input's: Real-ESRGAN at the least factor that reaches it, then Lanczos down
+    /// to the exact size; or the classical filter straight to it.
+    #[serde(default)]
+    pub height: Option<u32>,
     #[serde(default = "default_filter")]
     pub filter: Filter,
     #[serde(default)]
@@ -79,6 +86,47 @@ pub struct UpscaleParams {
 pub enum UpscaleModel {
     Realesrgan,
     Classical,
+}
+
+impl UpscaleParams {
+    /// The result's size for an input of `width`×`height` (`even`: video, whose encoders need
+    /// even sizes).
+    pub fn output_size(&self, width: u32, height: u32, even: bool) -> (u32, u32) {
+        match self.height {
+            Some(h) => {
+                let w = f64::from(width) * f64::from(h) / f64::from(height.max(1));
+                let w = if even {
+                    ((w / 2.0).round() as u32 * 2).max(2)
+                } else {
+                    (w.round() as u32).max(1)
+                };
+                (w, h)
+            }
+            None => (
+                (f64::from(width) * f64::from(self.scale)).round() as u32,
+                (f64::from(height) * f64::from(self.scale)).round() as u32,
+            ),
+        }
+    }
+
+    /// Chooses the factor for a target height (`self.height`) on an input `input_height` tall:
+    /// the least model factor (2, 3, 4) at or above the ratio for Real-ESRGAN, the ratio itself
+    /// for the classical filters.
+    pub fn resolve_target(&mut self, input_height: u32) -> Result<(), String> {
+        let Some(h) = self.height else { return Ok(()) };
+        let ratio = f64::from(h) / f64::from(input_height.max(1));
+        if ratio <= 1.0 || ratio > 4.0 {
+            return Err(format!(
+                "a target height of {h} is {ratio:.2}× the input's {input_height}; upscaling reaches above 1× and up to 4×"
+            ));
+        }
+        self.scale = if self.model == Some(UpscaleModel::Realesrgan) {
+            [2.0, 3.0, 4.0].into_iter().find(|s| f64::from(*s) >= ratio - 1e-9).unwrap_or(4.0)
+        } else {
+            ratio as f32
+        };
+        Ok(())
+    }
 }
 
 /// Input pixels per side of one Real-ESRGAN tile (plus the receptive field around it).
@@ -126,9 +174,34 @@ pub struct WaveformParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterpolateParams {
-    /// 2 or 4 times the frame rate.
+    /// 2 or 4 times the frame rate. With `fps`, the server picks it (the least that reaches
+    /// the target).
     #[serde(default = "default_factor")]
     pub factor: u32,
+    /// A target frame rate (above the source's, at most 4× it, up to 240), e.g. 60 or 59.94:
+    /// RIFE makes the frames at 2× or 4× and each output frame is the nearest of them.
+    #[serde(default)]
+    pub fps: Option<f64>,
+}
+
+/// A frame rate as a fraction: the NTSC rates (23.976, 29.97, 59.94, 119.88) as n·1000/1001,
+/// others to the millihertz. `None` outside 1..=240.
+pub fn rational_fps(fps: f64) -> Option<(i32, i32)> {
+    if !(1.0..=240.0).contains(&fps) {
+        return None;
+    }
+    for base in [24, 30, 60, 120] {
+        if (fps - f64::from(base) * 1000.0 / 1001.0).abs() < 0.005 {
+            return Some((base * 1000, 1001));
+        }
+    }
+    let milli = (fps * 1000.0).round() as i32;
+    let g = gcd(milli, 1000);
+    Some((milli / g, 1000 / g))
+}
+
+fn gcd(a: i32, b: i32) -> i32 {
+    if b == 0 { a.abs().max(1) } else { gcd(b, a % b) }
 }
 
 fn default_factor() -> u32 {
@@ -589,7 +662,8 @@ impl JobKind {
                 "model": "rife (moviola models fetch rife)",
                 "output": "an MP4 (H.264 + AAC) video asset at factor × the frame rate",
                 "params": {
-                    "factor": { "enum": [2, 4], "default": 2 }
+                    "factor": { "enum": [2, 4], "default": 2 },
+                    "fps": { "type": "number", "minimum": 1, "maximum": 240, "optional": true, "about": "a target frame rate above the source's and at most 4× it (e.g. 60, 59.94); the server picks the factor" }
                 }
             })),
             JobKind::AnalyzeScenes => self.described("media worker", json!({
@@ -636,7 +710,9 @@ impl JobKind {
                 "credits_per_megapixel": self.credits_per_megapixel(),
                 "tiers": tiers,
                 "params": {
-                    "scale": { "type": "number", "minimum": 1.0, "maximum": 4.0, "required": true },
+                    "height": { "type": "integer", "minimum": 16, "maximum": 8640, "optional": true, "about": "a target height (e.g. 1080, 2160) instead of a scale: up to 4× the input's; the width follows the picture's shape" },
+                    "scale": { "type": "number", "minimum": 1.0, "maximum": 4.0, "about": "required unless height is given" },
+                    "model": { "enum": ["realesrgan", "classical"], "optional": true, "about": "Real-ESRGAN (scales 2, 3, 4; the default where installed) or the classical filter" },
                     "filter": { "enum": ["bicubic", "lanczos3"], "default": "lanczos3" },
                     "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
                 }
@@ -673,6 +749,16 @@ impl JobKind {
             }
             JobKind::EnhanceUpscale => {
                 let p: UpscaleParams = self.read_params(params)?;
+                if p.height.is_some_and(|h| !(16..=8640).contains(&h)) {
+                    return Err(format!("height must be 16 to 8640 pixels, got {}", p.height.unwrap_or_default()));
+                }
+                if p.scale == 0.0 && p.height.is_none() {
+                    return Err("give a scale (1 to 4) or a target height".into());
+                }
+                // A target height's factor is set by the server once it knows the input.
+                if p.height.is_some() && p.scale == 0.0 {
+                    return Ok(Params::Upscale(p));
+                }
                 if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
                     return Err(format!("scale must be between 1 and 4, got {}", p.scale));
                 }
@@ -713,6 +799,9 @@ impl JobKind {
                 let p: InterpolateParams = self.read_params(params)?;
                 if ![2, 4].contains(&p.factor) {
                     return Err(format!("factor must be 2 or 4, got {}", p.factor));
+                }
+                if p.fps.is_some_and(|f| rational_fps(f).is_none()) {
+                    return Err(format!("fps must be 1 to 240, got {}", p.fps.unwrap_or_default()));
                 }
                 Ok(Params::Interpolate(p))
             }
@@ -873,8 +962,7 @@ impl JobKind {
         let (out_w, out_h, tier, bytes_per_pixel) = match params {
             Params::Color(p, _) => (width, height, p.tier, 3 * 4 * 12),
             Params::Upscale(p) => {
-                let w = (width as f64 * p.scale as f64).round() as u32;
-                let h = (height as f64 * p.scale as f64).round() as u32;
+                let (w, h) = p.output_size(width, height, duration_ms.is_some());
                 (w, h, p.tier, 3 * 4 * 8)
             }
             Params::Filmstrip(_)
@@ -1075,11 +1163,19 @@ pub fn run<B: Backend>(
                 net,
                 scale: u.scale as usize,
             };
-            upscaler.upscale(image, ESRGAN_TILE, &mut p).ok_or(RunError::Cancelled)?
+            let out = upscaler.upscale(image, ESRGAN_TILE, &mut p).ok_or(RunError::Cancelled)?;
+            // A target height: from the model's factor down to the exact size.
+            let (tw, th) = u.output_size(w as u32, h as u32, false);
+            let [_, oh, ow] = out.dims();
+            if (ow, oh) == (tw as usize, th as usize) {
+                out
+            } else {
+                moviola_models::resample::resize(out, tw as usize, th as usize, Filter::Lanczos3)
+            }
         }
         (JobKind::EnhanceUpscale, Params::Upscale(u)) => {
-            let out_w = (w as f64 * u.scale as f64).round() as usize;
-            let out_h = (h as f64 * u.scale as f64).round() as usize;
+            let (out_w, out_h) = u.output_size(w as u32, h as u32, false);
+            let (out_w, out_h) = (out_w as usize, out_h as usize);
             let bands = out_h.div_ceil(BAND_ROWS) as u64;
             let total = bands + 1;
             let tx = cache.get_or_insert(&format!("taps:{:?}:{w}:{out_w}", u.filter), (out_w * 8 * 12) as u64, || {
@@ -1203,6 +1299,7 @@ pub fn run_media(
                 out.clone().into(),
                 p.factor.to_string().into(),
                 models.into(),
+                p.fps.map_or("source".to_string(), |f| f.to_string()).into(),
             ]
         }
         Params::Scenes(p) => {
@@ -1251,6 +1348,7 @@ pub fn run_media(
                 model.into(),
                 models.into(),
                 filter.into(),
+                p.height.unwrap_or(0).to_string().into(),
             ]
         }
         Params::Export(job) => {
@@ -1297,11 +1395,12 @@ pub fn run_media(
                 }
                 Params::Cleanup(p) => format!("cleaned-{}.{ext}", if p.denoise { "denoised" } else { "levelled" }),
                 Params::Stabilize(_) => format!("stabilized.{ext}"),
+                Params::Interpolate(InterpolateParams { fps: Some(fps), .. }) => format!("interpolated-{fps}fps.{ext}"),
                 Params::Interpolate(p) => format!("interpolated-x{}.{ext}", p.factor),
                 Params::Denoise(_) => format!("denoised.{ext}"),
                 Params::Upscale(p) => format!(
-                    "upscaled-x{}-{}.{ext}",
-                    p.scale,
+                    "upscaled-{}-{}.{ext}",
+                    p.height.map_or(format!("x{}", p.scale), |h| format!("{h}p")),
                     if p.model == Some(UpscaleModel::Realesrgan) {
                         "realesrgan"
                     } else {

@@ -104,7 +104,10 @@ pub fn run_blocking(
             Ok(line) => {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
                 if let Some(p) = v.get("progress") {
-                    on_event(WorkerEvent::Progress(p["done"].as_u64().unwrap_or(0), p["total"].as_u64().unwrap_or(0)));
+                    on_event(WorkerEvent::Progress(
+                        p["done"].as_u64().unwrap_or(0),
+                        p["total"].as_u64().unwrap_or(0),
+                    ));
                 } else if let Some(path) = v.get("preview").and_then(Value::as_str) {
                     on_event(WorkerEvent::Preview(path.into()));
                 } else {
