@@ -26,7 +26,8 @@ fn two_people_build_and_export_a_video_in_the_browser() {
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=size=320x240:rate=25:duration=2",
+            // Two shots with a cut at 1.5 s, for the scene detection step (the studio test splits at 1 s).
+            "testsrc2=size=320x240:rate=25:duration=1.5[a];smptebars=size=320x240:rate=25:duration=0.5[b];[a][b]concat=n=2:v=1:a=0",
         ])
         .args([
             "-f",

@@ -158,6 +158,24 @@ try {
   await pageB.waitForFunction(() => document.querySelectorAll(".clip.placeholder").length === 0 && document.querySelectorAll(".clip.video").length === 4);
   await pageB.screenshot({ path: path.join(out, "studio-bo.png") });
 
+  step("scene cuts split the footage, from the studio");
+  const videoClips = await pageB.locator(".clip.video").count();
+  await pageA.locator(".clip.video", { hasText: path.basename(video) }).first().click({ position: { x: 10, y: 10 } });
+  await pageA.selectOption("select[name=job-kind]", "analyze.scenes");
+  await pageA.selectOption("select[name=scenes]", "split");
+  await pageA.getByRole("button", { name: "Estimate" }).click();
+  await pageA.getByRole("button", { name: "Run job" }).click();
+  // The newest job row (the list is newest first) reaches done, and bo's clip is cut in two.
+  await pageA.waitForFunction(
+    () => {
+      const li = document.querySelector(".panel[aria-label=Jobs] li.job");
+      return li && li.textContent.includes("analyze.scenes") && li.querySelector(".state")?.textContent === "succeeded";
+    },
+    null,
+    { timeout: 120_000 },
+  );
+  await pageB.waitForFunction((n) => document.querySelectorAll(".clip.video").length === n + 1, videoClips, { timeout: 30_000 });
+
   step("export and download");
   await pageA.selectOption("select[name=preset]", "square");
   await pageA.selectOption("select[name=format]", "h264");
