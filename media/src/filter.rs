@@ -138,6 +138,26 @@ pub fn each_frame_scaled(
     Ok(run_graph(input, None, &graph, None, Some(&mut inspect), Rate::Times(1), progress)?.frames)
 }
 
+/// A small RGB still of a filtered frame, its longest side at most `side` pixels.
+fn small_rgb(f: &ff::util::frame::video::Video, side: u32) -> Option<(u32, u32, Vec<u8>)> {
+    let (w, h) = (f.width(), f.height());
+    let scale = (f64::from(side) / f64::from(w.max(h).max(1))).min(1.0);
+    let (pw, ph) = (
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    );
+    let mut ctx =
+        ff::software::scaling::Context::get(f.format(), w, h, Pixel::RGB24, pw, ph, ff::software::scaling::flag::Flags::AREA).ok()?;
+    let mut out = ff::util::frame::video::Video::empty();
+    ctx.run(f, &mut out).ok()?;
+    let stride = out.stride(0);
+    let mut rgb = Vec::with_capacity((pw * ph * 3) as usize);
+    for row in 0..ph as usize {
+        rgb.extend_from_slice(&out.data(0)[row * stride..row * stride + pw as usize * 3]);
+    }
+    Some((pw, ph, rgb))
+}
+
 /// Sees every filtered frame with the sink's time base and the file's origin in it.
 type Inspect<'a> = &'a mut dyn FnMut(&ff::util::frame::video::Video, ff::Rational, i64);
 
@@ -481,12 +501,15 @@ fn send_audio(
 /// Stabilises shaky footage with vidstab: a detection pass writes the camera path (to
 /// `scratch`), a transform pass smooths it (`smoothing` frames each side), zooming just enough
 /// to hide the moving borders. `progress` covers both passes.
+/// `preview` gets a small RGB still (96 px on its longest side) of the stabilised picture at
+/// most every two seconds of the second pass.
 pub fn stabilize(
     input: &Path,
     output: &Path,
     scratch: &Path,
     smoothing: u32,
     progress: &mut dyn FnMut(u64, u64) -> bool,
+    preview: &mut dyn FnMut(u32, u32, Vec<u8>),
 ) -> Result<FilterReport, MediaError> {
     std::fs::create_dir_all(scratch).map_err(|e| MediaError::Encode(format!("cannot create {}: {e}", scratch.display())))?;
     let trf = scratch.join("transforms.trf");
@@ -508,10 +531,22 @@ pub fn stabilize(
         },
     )?;
     let first = total_seen;
-    let report = filter_video(
+    let mut last_preview: Option<std::time::Instant> = None;
+    let mut inspect = |f: &ff::util::frame::video::Video, _: ff::Rational, _: i64| {
+        if last_preview.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2)) {
+            last_preview = Some(std::time::Instant::now());
+            if let Some((w, h, rgb)) = small_rgb(f, 96) {
+                preview(w, h, rgb);
+            }
+        }
+    };
+    let report = run_graph(
         input,
         Some(output),
         &format!("vidstabtransform=input={trf_arg}:smoothing={smoothing}:optzoom=1:interpol=bicubic,unsharp=5:5:0.6:3:3:0.3"),
+        None,
+        Some(&mut inspect),
+        Rate::Times(1),
         &mut |d, t| progress(first + d, first + t),
     );
     let _ = std::fs::remove_file(&trf);

@@ -101,12 +101,22 @@ fn shaky_footage_comes_out_steady() {
     assert!(status.success());
     let out = d.0.join("steady.mp4");
     let mut last = (0, 0);
-    let report = moviola_media::filter::stabilize(&shaky, &out, &d.0.join("work"), 30, &mut |a, b| {
-        last = (a, b);
-        true
-    })
+    let mut previews = Vec::new();
+    let report = moviola_media::filter::stabilize(
+        &shaky,
+        &out,
+        &d.0.join("work"),
+        30,
+        &mut |a, b| {
+            last = (a, b);
+            true
+        },
+        &mut |w, h, rgb| previews.push((w, h, rgb.len())),
+    )
     .unwrap();
     assert_eq!(report.frames, 75);
+    // A still of the steadied picture at the start (then at most every 2 s): 96×60 RGB.
+    assert_eq!(previews.first(), Some(&(96, 60, 96 * 60 * 3)), "{previews:?}");
     assert_eq!(last.0, last.1, "progress ends at its total");
     let (w, h) = (160, 100);
     let before = mean_motion(&gray_frames(&shaky, w, h), w, h);

@@ -50,4 +50,26 @@ fn main() {
         n as f64 / scdet,
         (decode + infer) / scdet
     );
+    // What each finds on the video (no ground truth: agreement, within ±2 frames).
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(&video)
+        .args(["-vf", "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-", "-an", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let sc: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame:"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let ours = transnet::shot_starts(&p, 0.5);
+    let near = |a: &[usize], x: usize| a.iter().any(|y| y.abs_diff(x) <= 2);
+    let both = ours.iter().filter(|x| near(&sc, **x)).count();
+    println!(
+        "shot starts: TransNetV2 {}, scdet {}; {both} found by both (±2 frames); {} by TransNetV2 only, {} by scdet only",
+        ours.len(),
+        sc.len(),
+        ours.len() - both,
+        sc.iter().filter(|x| !near(&ours, **x)).count()
+    );
 }

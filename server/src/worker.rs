@@ -81,7 +81,9 @@ pub fn main(args: &[String]) -> i32 {
             let smoothing = smoothing.parse().unwrap_or(30);
             let mut report = throttled_progress();
             scratch_for(Path::new(output)).and_then(|scratch| {
-                moviola_media::filter::stabilize(Path::new(input), Path::new(output), &scratch, smoothing, &mut report).and_then(|r| {
+                let mut preview = Previewer::new(Path::new(output));
+                let mut offer = |w: u32, h: u32, rgb: Vec<u8>| preview.offer(w, h, &rgb);
+                moviola_media::filter::stabilize(Path::new(input), Path::new(output), &scratch, smoothing, &mut report, &mut offer).and_then(|r| {
                     let info = moviola_media::probe(Path::new(output))?;
                     let t = moviola_media::thumbnail(Path::new(output), info.duration_ms.unwrap_or(0) / 2, 320)?;
                     if let Some(img) = image::RgbImage::from_raw(t.width, t.height, t.rgb) {

@@ -881,7 +881,9 @@ impl JobKind {
                 return Ok(Estimate {
                     credits: (minutes.ceil() as i64).max(1) * i64::from(p.factor - 1),
                     eta_ms: eta_ms.ceil() as i64,
-                    memory_bytes: 256 << 20,
+                    // RIFE's peak from its shapes, plus the decoder and encoder.
+                    memory_bytes: moviola_models::rife::IfNet::<burn::backend::Flex>::memory_bytes(height as usize, width as usize)
+                        + (256 << 20),
                     output_width: width,
                     output_height: height,
                 });
