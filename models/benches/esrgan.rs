@@ -1,5 +1,6 @@
 //! Real-ESRGAN (realesr-animevideov3 ×4) frames per second on the CPU backend at 360p and 720p
-//! input, against ncnn on the CPU in the same run (`NCNN_PYTHON`: a Python with the `ncnn`
+//! input, and realesrgan-x4plus at 128×128 input (it is ~30× the work), against ncnn on the
+//! CPU in the same run (`NCNN_PYTHON`: a Python with the `ncnn`
 //! wheel; `scripts/bench.sh models` makes one). Weights: `moviola models fetch`.
 //! `cargo bench -p moviola-models --bench esrgan`. Figures: docs/benchmarks.md.
 
@@ -9,18 +10,28 @@ use std::time::Instant;
 use burn::tensor::{Distribution, Tensor};
 use moviola_models::NoProgress;
 use moviola_models::backend::{Cpu, CpuDevice};
-use moviola_models::esrgan::{SrVggNetCompact, Upscaler};
+use moviola_models::esrgan::{Net4x, SrVggNetCompact, Upscaler};
 
-fn main() {
-    let dir = std::env::var("MOVIOLA_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models"))
-        .join("realesrgan");
-    let net = SrVggNetCompact::<Cpu>::load(&dir.join("realesr-animevideov3"), &CpuDevice)
-        .unwrap_or_else(|e| panic!("{e}: run `moviola models fetch` first"));
-    let upscaler = Upscaler { net, scale: 4 };
-    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
-    for (w, h) in [(640usize, 360usize), (1280, 720)] {
+fn ncnn_seconds(dir: &std::path::Path, w: usize, h: usize, runs: usize, model: &str) -> Option<f64> {
+    let py = std::env::var("NCNN_PYTHON").ok()?;
+    let out = std::process::Command::new(py)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bench_ncnn.py"))
+        .arg(dir)
+        .args([w.to_string(), h.to_string(), runs.to_string(), model.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok()
+}
+
+fn measure<N: Net4x<Cpu>>(
+    name: &str,
+    upscaler: &Upscaler<N>,
+    dir: &std::path::Path,
+    ncnn_model: &str,
+    sizes: &[(usize, usize)],
+    runs: usize,
+) {
+    for &(w, h) in sizes {
         let frame = Tensor::<Cpu, 3>::random([3, h, w], Distribution::Uniform(0.0, 1.0), &CpuDevice);
         let mut times = Vec::new();
         for _ in 0..runs {
@@ -31,18 +42,9 @@ fn main() {
         }
         times.sort_by(f64::total_cmp);
         let ours = times[times.len() / 2];
-        let ncnn = std::env::var("NCNN_PYTHON").ok().and_then(|py| {
-            let out = std::process::Command::new(py)
-                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bench_ncnn.py"))
-                .arg(&dir)
-                .args([w.to_string(), h.to_string(), runs.to_string()])
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok()
-        });
-        match ncnn {
+        match ncnn_seconds(dir, w, h, runs, ncnn_model) {
             Some(n) => println!(
-                "{w}×{h} → {}×{}: burn (flex, CPU) {ours:.2} s/frame ({:.3} fps); ncnn CPU {n:.2} s/frame ({:.3} fps); burn/ncnn speed {:.2}×",
+                "{name} {w}×{h} → {}×{}: burn (flex, CPU) {ours:.2} s/frame ({:.3} fps); ncnn CPU {n:.2} s/frame ({:.3} fps); burn/ncnn speed {:.2}×",
                 w * 4,
                 h * 4,
                 1.0 / ours,
@@ -50,11 +52,40 @@ fn main() {
                 n / ours
             ),
             None => println!(
-                "{w}×{h} → {}×{}: burn (flex, CPU) {ours:.2} s/frame ({:.3} fps); ncnn not run (set NCNN_PYTHON)",
+                "{name} {w}×{h} → {}×{}: burn (flex, CPU) {ours:.2} s/frame ({:.3} fps); ncnn not run (set NCNN_PYTHON)",
                 w * 4,
                 h * 4,
                 1.0 / ours
             ),
         }
     }
+}
+
+fn main() {
+    let models = std::env::var("MOVIOLA_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models"));
+    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let dir = models.join("realesrgan");
+    let net = SrVggNetCompact::<Cpu>::load(&dir.join("realesr-animevideov3"), &CpuDevice)
+        .unwrap_or_else(|e| panic!("{e}: run `moviola models fetch` first"));
+    measure(
+        "realesr-animevideov3",
+        &Upscaler { net, scale: 4 },
+        &dir,
+        "realesr-animevideov3-x4",
+        &[(640, 360), (1280, 720)],
+        runs,
+    );
+    let dir = models.join("realesrgan-x4plus");
+    let net = moviola_models::rrdb::RrdbNet::<Cpu>::load(&dir.join("realesrgan-x4plus"), &CpuDevice)
+        .unwrap_or_else(|e| panic!("{e}: run `moviola models fetch realesrgan-x4plus` first"));
+    measure(
+        "realesrgan-x4plus",
+        &Upscaler { net, scale: 4 },
+        &dir,
+        "realesrgan-x4plus",
+        &[(128, 128)],
+        runs,
+    );
 }

@@ -54,7 +54,14 @@ fn main() {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(&video)
-        .args(["-vf", "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-", "-an", "-f", "null", "-"])
+        .args([
+            "-vf",
+            "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-",
+            "-an",
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .unwrap();
     let sc: Vec<usize> = String::from_utf8_lossy(&out.stdout)

@@ -45,7 +45,7 @@ pub struct SrVggNetCompact<B: Backend> {
 
 /// One layer of an ncnn `.param` file, as far as this network needs.
 #[derive(Debug)]
-enum Layer {
+pub(crate) enum Layer {
     Conv {
         out: usize,
         kernel: usize,
@@ -58,7 +58,7 @@ enum Layer {
     Other,
 }
 
-fn parse_param(text: &str) -> Result<Vec<Layer>, ModelError> {
+pub(crate) fn parse_param(text: &str) -> Result<Vec<Layer>, ModelError> {
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some("7767517") {
         return Err(ModelError::Format("not an ncnn param file (magic 7767517)".into()));
@@ -112,9 +112,9 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-struct BinReader<'a> {
-    data: &'a [u8],
-    at: usize,
+pub(crate) struct BinReader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl BinReader<'_> {
@@ -129,7 +129,7 @@ impl BinReader<'_> {
     }
 
     /// A weight blob: a 4-byte tag (0x01306B47 = fp16, 0 = fp32) then the values.
-    fn weights(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn weights(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
         let tag = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
         match tag {
             0x0130_6B47 => Ok(self
@@ -143,7 +143,7 @@ impl BinReader<'_> {
     }
 
     /// Untagged float32 values (biases, slopes).
-    fn raw(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn raw(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
         Ok(self
             .take(n * 4)?
             .chunks_exact(4)
@@ -259,20 +259,40 @@ pub fn ncnn_bicubic_taps(input: usize, output: usize) -> Taps {
     Taps { taps: 4, indices, weights }
 }
 
+/// A ×4 super-resolution network: `[n, 3, h, w]` in 0..=1 → `[n, 3, 4h, 4w]`.
+pub trait Net4x<B: Backend>: Sync {
+    fn forward4(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
+    /// Input pixels of context each side of a tile.
+    fn context(&self) -> usize;
+}
+
+impl<B: Backend> Net4x<B> for SrVggNetCompact<B> {
+    fn forward4(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x)
+    }
+    /// The whole receptive field: tiled = whole.
+    fn context(&self) -> usize {
+        RECEPTIVE_FIELD
+    }
+}
+
 /// A loaded Real-ESRGAN model for one output scale.
-pub struct Upscaler<B: Backend> {
-    pub net: SrVggNetCompact<B>,
+pub struct Upscaler<N> {
+    pub net: N,
     /// 2, 3 or 4.
     pub scale: usize,
 }
 
-impl<B: Backend> Upscaler<B> {
+impl<N> Upscaler<N> {
     /// Upscales `[3, h, w]` (0..=1) by `scale`, in tiles of at most `tile`×`tile` input pixels
-    /// with [`RECEPTIVE_FIELD`] pixels of overlap. Returns `None` when cancelled.
-    pub fn upscale(&self, image: Tensor<B, 3>, tile: usize, progress: &mut dyn Progress) -> Option<Tensor<B, 3>> {
+    /// with the network's context as overlap. Returns `None` when cancelled.
+    pub fn upscale<B: Backend>(&self, image: Tensor<B, 3>, tile: usize, progress: &mut dyn Progress) -> Option<Tensor<B, 3>>
+    where
+        N: Net4x<B>,
+    {
         let [_, h, w] = image.dims();
         let tile = tile.max(16);
-        let pad = RECEPTIVE_FIELD;
+        let pad = self.net.context();
         let (ty, tx) = (h.div_ceil(tile), w.div_ceil(tile));
         let total = (ty * tx) as u64 + 1;
         let run_tile = |j: usize, i: usize| -> Tensor<B, 3> {
@@ -282,7 +302,7 @@ impl<B: Backend> Upscaler<B> {
             let (cy0, cy1) = (y0.saturating_sub(pad), (y1 + pad).min(h));
             let (cx0, cx1) = (x0.saturating_sub(pad), (x1 + pad).min(w));
             let input = image.clone().slice([0..3, cy0..cy1, cx0..cx1]).unsqueeze::<4>();
-            let out = self.net.forward(input).squeeze::<3>();
+            let out = self.net.forward4(input).squeeze::<3>();
             let (oy, ox) = ((y0 - cy0) * 4, (x0 - cx0) * 4);
             out.slice([0..3, oy..oy + (y1 - y0) * 4, ox..ox + (x1 - x0) * 4])
         };

@@ -1,6 +1,6 @@
 //! Image and video kernels on burn, generic over `B: Backend`: frame <-> tensor conversion,
 //! resampling (bicubic, Lanczos), colour (auto levels, white balance, 3D LUTs), and learned
-//! models ported from their references (Real-ESRGAN: [`esrgan`], RIFE: [`rife`], TransNetV2:
+//! models ported from their references (Real-ESRGAN: [`esrgan`] and [`rrdb`], RIFE: [`rife`], TransNetV2:
 //! [`transnet`]).
 //!
 //! Only the `moviola` binary picks a backend ([`backend`]); everything here takes any `B`.
@@ -13,6 +13,7 @@ pub mod esrgan;
 pub mod frame;
 pub mod resample;
 pub mod rife;
+pub mod rrdb;
 pub mod transnet;
 
 /// The burn this crate is built on, for callers that hold its tensors.

@@ -25,7 +25,7 @@ fn models_dir() -> PathBuf {
     dir
 }
 
-fn load(scale: usize) -> Upscaler<B> {
+fn load(scale: usize) -> Upscaler<SrVggNetCompact<B>> {
     let dir = models_dir();
     let param = std::fs::read_to_string(dir.join(format!("realesr-animevideov3-x{scale}.param"))).unwrap();
     // One ×4 network serves every scale; the param files differ only in the final resize.
@@ -45,7 +45,7 @@ fn fixture(name: &str) -> Frame {
     Frame::new(w, h, img.into_raw()).unwrap()
 }
 
-fn upscale(model: &Upscaler<B>, frame: &Frame, tile: usize) -> Frame {
+fn upscale(model: &Upscaler<SrVggNetCompact<B>>, frame: &Frame, tile: usize) -> Frame {
     let out = model.upscale(frame.to_tensor::<B>(&CpuDevice), tile, &mut NoProgress).unwrap();
     Frame::from_tensor(out).unwrap()
 }
@@ -217,4 +217,67 @@ fn a_saved_record_loads_to_the_same_network() {
     let _ = std::fs::remove_file(file.with_extension("mpk"));
     let input = fixture("coffee.png");
     assert_eq!(upscale(&loaded, &input, 256), upscale(&load(4), &input, 256));
+}
+
+/// realesrgan-x4plus (RRDBNet), the model for photographs: against ncnn on 32×32 crops
+/// (fixtures by `models/fixtures/make_x4plus_reference.py`), and against bicubic on the
+/// held-out photographs where the anime model loses.
+fn load_x4plus() -> Upscaler<moviola_models::rrdb::RrdbNet<B>> {
+    let dir = models_dir().parent().unwrap().join("realesrgan-x4plus");
+    let net = moviola_models::rrdb::RrdbNet::<B>::load(&dir.join("realesrgan-x4plus"), &CpuDevice).unwrap_or_else(|e| {
+        panic!(
+            "realesrgan-x4plus not installed in {} ({e}): run `moviola models fetch`",
+            dir.display()
+        )
+    });
+    Upscaler { net, scale: 4 }
+}
+
+#[test]
+fn x4plus_matches_ncnn() {
+    let model = load_x4plus();
+    for name in ["astronaut", "chelsea", "coffee"] {
+        let full = fixture(&format!("{name}.png"));
+        let crop = Frame::from_tensor(full.to_tensor::<B>(&CpuDevice).slice([0..3, 8..40, 8..40])).unwrap();
+        let reference = fixture(&format!("{name}-x4plus-ncnn.png"));
+        let out = model.upscale(crop.to_tensor::<B>(&CpuDevice), 64, &mut NoProgress).unwrap();
+        let ours = Frame::from_tensor(out).unwrap();
+        assert_eq!((ours.width, ours.height), (reference.width, reference.height));
+        let diffs: Vec<i32> = ours
+            .data
+            .iter()
+            .zip(&reference.data)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .collect();
+        let max = diffs.iter().copied().max().unwrap();
+        let off = diffs.iter().filter(|d| **d > 0).count();
+        eprintln!(
+            "x4plus {name}: max |burn − ncnn| {max}/255, {off} of {} samples differ",
+            diffs.len()
+        );
+        assert!(max <= 1, "{name}: {max}/255 from ncnn");
+    }
+}
+
+#[test]
+fn x4plus_on_held_out_photographs() {
+    let model = load_x4plus();
+    let anime = load(4);
+    for name in ["logo", "rocket", "motorcycle"] {
+        let original = fixture(&format!("heldout-{name}.png"));
+        let (w, h) = (original.width as usize, original.height as usize);
+        let small = Frame::from_tensor(resize(original.to_tensor::<B>(&CpuDevice), w / 4, h / 4, Filter::Bicubic)).unwrap();
+        let bicubic = Frame::from_tensor(resize(small.to_tensor::<B>(&CpuDevice), w, h, Filter::Bicubic)).unwrap();
+        let ours = upscale_with(&model, &small);
+        let theirs = upscale(&anime, &small, 256);
+        let (pb, po, pa) = (psnr(&bicubic, &original), psnr(&ours, &original), psnr(&theirs, &original));
+        let (sb, so, sa) = (ssim(&bicubic, &original), ssim(&ours, &original), ssim(&theirs, &original));
+        eprintln!(
+            "{name}: PSNR bicubic {pb:.2} dB, x4plus {po:.2} dB, anime {pa:.2} dB; SSIM bicubic {sb:.4}, x4plus {so:.4}, anime {sa:.4}"
+        );
+    }
+}
+
+fn upscale_with(model: &Upscaler<moviola_models::rrdb::RrdbNet<B>>, frame: &Frame) -> Frame {
+    Frame::from_tensor(model.upscale(frame.to_tensor::<B>(&CpuDevice), 64, &mut NoProgress).unwrap()).unwrap()
 }

@@ -587,16 +587,17 @@ async fn preflight(state: &AppState, authed: &Authed, project: ProjectId, req: &
         // The learned model where it is installed and the scale allows; else the classical
         // filter. The choice is stored with the job, so a retry runs the same thing.
         // Checksumming the weights is file I/O: off the async threads.
+        let name = u.model.and_then(kinds::UpscaleModel::catalog_name).unwrap_or("realesrgan");
         let dir = state.config.models_dir.clone();
-        let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec("realesrgan")))
+        let installed = web::block(move || crate::models_cli::installed(&dir, crate::models_cli::spec(name)))
             .await
             .unwrap_or(false);
         let model = match u.model {
-            Some(kinds::UpscaleModel::Realesrgan) if !installed => {
+            Some(m) if m.is_learned() && !installed => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "model_not_installed",
-                    "the realesrgan model is not installed on this server: an administrator runs `moviola models fetch realesrgan`",
+                    format!("the {name} model is not installed on this server: an administrator runs `moviola models fetch {name}`"),
                 ));
             }
             Some(m) => m,

