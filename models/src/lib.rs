@@ -11,6 +11,7 @@ pub mod color;
 pub mod denoise;
 pub mod esrgan;
 pub mod frame;
+pub mod record;
 pub mod resample;
 pub mod rife;
 pub mod rrdb;

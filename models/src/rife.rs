@@ -319,18 +319,13 @@ impl<B: Backend> IfNet<B> {
         (px * channels * 1.3 * 4.0) as u64 + (64 << 20)
     }
 
-    /// Saves the weights as a burn record (named MessagePack, full precision).
+    /// Saves the weights as a burn record ([`crate::record::save`]).
     pub fn save(self, path: &std::path::Path) -> Result<(), ModelError> {
-        use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-        self.save_file(path.to_path_buf(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
-            .map_err(|e| ModelError::Record(e.to_string()))
+        crate::record::save(self, path)
     }
 
     /// Loads weights saved by [`IfNet::save`].
     pub fn load(path: &std::path::Path, device: &B::Device) -> Result<Self, ModelError> {
-        use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-        Self::init(device)
-            .load_file(path.to_path_buf(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new(), device)
-            .map_err(|e| ModelError::Record(e.to_string()))
+        crate::record::load(Self::init(device), path, device)
     }
 }

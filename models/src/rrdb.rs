@@ -203,19 +203,14 @@ impl<B: Backend> RrdbNet<B> {
         4 * dense.max(tail) + 67_000_000
     }
 
-    /// Saves the weights as a burn record (named MessagePack, full precision).
+    /// Saves the weights as a burn record ([`crate::record::save`]).
     pub fn save(self, path: &std::path::Path) -> Result<(), ModelError> {
-        use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-        self.save_file(path.to_path_buf(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
-            .map_err(|e| ModelError::Record(e.to_string()))
+        crate::record::save(self, path)
     }
 
     /// Loads weights saved by [`RrdbNet::save`].
     pub fn load(path: &std::path::Path, device: &B::Device) -> Result<Self, ModelError> {
-        use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-        Self::init(device)
-            .load_file(path.to_path_buf(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new(), device)
-            .map_err(|e| ModelError::Record(e.to_string()))
+        crate::record::load(Self::init(device), path, device)
     }
 }
 

@@ -3,8 +3,11 @@
 //! `nlmeans` on the same noisy frames (each at its best of a few strengths). Footage: OpenCV's
 //! sample videos (`scripts/test-media.sh`).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
+
+use common::{ffmpeg_pipe, test_media};
 
 use moviola_models::Frame;
 use moviola_models::backend::{Cpu, CpuDevice};
@@ -12,15 +15,6 @@ use moviola_models::denoise::{NlMeans, estimate_sigma};
 
 const W: usize = 320;
 const H: usize = 240;
-
-fn test_media(name: &str) -> PathBuf {
-    let path = std::env::var("MOVIOLA_TEST_MEDIA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/test-media"))
-        .join(name);
-    assert!(path.is_file(), "{} is missing: run scripts/test-media.sh", path.display());
-    path
-}
 
 /// Three consecutive frames from `first`, the middle 320×240 of the picture, RGB.
 fn clean_frames(name: &str, first: usize) -> Vec<Vec<u8>> {
@@ -62,21 +56,15 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 
 /// FFmpeg's `filter` over the three noisy frames; the middle one.
 fn ffmpeg_filter(noisy: &[Vec<u8>], filter: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-        .args(["-s", &format!("{W}x{H}"), "-i", "pipe:", "-vf", filter])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = noisy.concat();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    out.stdout[W * H * 3..2 * W * H * 3].to_vec()
+    let size = format!("{W}x{H}");
+    let out = ffmpeg_pipe(
+        &[
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", &size, "-i", "pipe:", "-vf", filter, "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "pipe:",
+        ],
+        &noisy.concat(),
+    );
+    out[W * H * 3..2 * W * H * 3].to_vec()
 }
 
 #[test]

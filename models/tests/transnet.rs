@@ -4,18 +4,18 @@
 //! FFmpeg's `scdet` runs on the same concatenation for comparison (reported, not asserted).
 //! Weights and the test video: `moviola models fetch transnetv2` (scripts/test.sh does it).
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use common::{ffmpeg_pipe, test_media};
 
 use moviola_models::backend::{Cpu, CpuDevice};
 use moviola_models::transnet::{self, FRAME_BYTES, HEIGHT, TransNetV2, WIDTH};
 
 fn model_dir() -> PathBuf {
-    std::env::var("MOVIOLA_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models"))
-        .join("transnetv2")
+    common::model_dir("transnetv2")
 }
 
 fn load_net() -> TransNetV2<Cpu> {
@@ -139,41 +139,33 @@ fn f1(truth: &[(usize, usize)], found: &[usize], tol: usize) -> (f64, f64, f64) 
 /// FFmpeg's scdet (default threshold 10) on raw RGB frames at `w`×`h`, 25 fps: the frames where it
 /// marks a cut.
 fn scdet(frames: &[u8], w: usize, h: usize) -> Vec<usize> {
-    let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-        .args(["-s", &format!("{w}x{h}"), "-r", "25", "-i", "pipe:"])
-        .args([
+    let size = format!("{w}x{h}");
+    let out = ffmpeg_pipe(
+        &[
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            &size,
+            "-r",
+            "25",
+            "-i",
+            "pipe:",
             "-vf",
             "scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file=-",
             "-f",
             "null",
             "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = frames.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+        ],
+        frames,
+    );
     // Lines `frame:N    pts:…` precede each printed key.
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out)
         .lines()
         .filter_map(|l| l.strip_prefix("frame:"))
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect()
-}
-
-/// OpenCV's sample videos (Debian's opencv-doc, extracted by `scripts/test-media.sh`).
-fn test_media(name: &str) -> PathBuf {
-    let path = std::env::var("MOVIOLA_TEST_MEDIA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/test-media"))
-        .join(name);
-    assert!(path.is_file(), "{} is missing: run scripts/test-media.sh", path.display());
-    path
 }
 
 /// Shots of six real videos joined at known frames, never two pieces of the same video in a
@@ -251,22 +243,28 @@ fn known_cuts_in_concatenated_real_shots_are_found() {
         }
     }
     // The network's input: the same frames at 48×27 through the same scaler as `decode`.
-    let small = {
-        let mut child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-            .args(["-s", &format!("{w}x{h}"), "-i", "pipe:", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-            .args(["-s", &format!("{WIDTH}x{HEIGHT}"), "pipe:"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let data = concat.clone();
-        let writer = std::thread::spawn(move || stdin.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        out.stdout
-    };
+    let size = format!("{w}x{h}");
+    let small_size = format!("{WIDTH}x{HEIGHT}");
+    let small = ffmpeg_pipe(
+        &[
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            &size,
+            "-i",
+            "pipe:",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            &small_size,
+            "pipe:",
+        ],
+        &concat,
+    );
     assert_eq!(small.len() / FRAME_BYTES, concat.len() / fb);
     let probabilities = net.predict(&small, &CpuDevice, &mut |_, _| true).unwrap();
     let found = transnet::shot_starts(&probabilities, 0.5);

@@ -60,6 +60,33 @@ async fn wait_final(port: u16, token: &str, job: i64) -> serde_json::Value {
     panic!("job {job} did not finish");
 }
 
+/// The answer to a job whose model is not installed: refused, naming the command to run.
+fn refused_until_fetched(res: &moviola_tests::http::Response, model: &str) {
+    assert_eq!(
+        (res.status, res.body["error"]["code"].as_str()),
+        (400, Some("model_not_installed")),
+        "{}",
+        res.body
+    );
+    let message = res.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("moviola models fetch {model}")), "{message}");
+}
+
+/// Submits a job that must be accepted and succeed; the finished job.
+async fn succeed(port: u16, token: &str, project: i64, body: serde_json::Value) -> serde_json::Value {
+    let res = submit(port, token, project, body);
+    assert_eq!(res.status, 201, "{}", res.body);
+    let fin = wait_final(port, token, res.body["job"]["id"].as_i64().unwrap()).await;
+    assert_eq!(fin["state"], "succeeded", "{fin}");
+    fin
+}
+
+/// A finished job's result asset: its view, or (`content`) its bytes.
+fn result_of(port: u16, token: &str, fin: &serde_json::Value, content: bool) -> moviola_tests::http::Response {
+    let path = format!("/api/v1/assets/{}{}", fin["result_asset"], if content { "/content" } else { "" });
+    request(port, "GET", &path, Some(token), None).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     let server = TestServer::start();
@@ -96,14 +123,7 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     assert_eq!(res.body["job"]["params"]["model"], "realesrgan", "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let out = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let out = result_of(port, &ana.token, &fin, true);
     let ours = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
     let reference = image::open(fixtures.join("chelsea-x4-ncnn.png")).unwrap().to_rgb8();
     assert_eq!(ours.dimensions(), reference.dimensions());
@@ -117,18 +137,7 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     assert!(max <= 1, "the job's result is {max}/255 from ncnn's");
     // The photographic model: refused until installed, naming the command; then ×4.
     let res = upscale(json!({ "scale": 4, "model": "realesrgan_x4plus" }));
-    assert_eq!(
-        (res.status, res.body["error"]["code"].as_str()),
-        (400, Some("model_not_installed")),
-        "{}",
-        res.body
-    );
-    assert!(
-        res.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("moviola models fetch realesrgan-x4plus")
-    );
+    refused_until_fetched(&res, "realesrgan-x4plus");
     copy_dir(
         &fetched_models().join("realesrgan-x4plus"),
         &server.data_dir.join("models/realesrgan-x4plus"),
@@ -137,14 +146,7 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let out = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let out = result_of(port, &ana.token, &fin, false);
     assert_eq!(
         (out.body["width"].as_i64(), out.body["height"].as_i64()),
         (Some(192), Some(192)),
@@ -163,14 +165,7 @@ async fn upscale_uses_real_esrgan_where_installed_and_matches_its_reference() {
     );
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let out = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let out = result_of(port, &ana.token, &fin, false);
     assert_eq!(
         (out.body["width"].as_i64(), out.body["height"].as_i64()),
         (Some(100), Some(100)),
@@ -248,14 +243,7 @@ async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let result = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let result = result_of(port, &ana.token, &fin, false);
     assert_eq!(
         (result.body["kind"].as_str(), result.body["mime"].as_str()),
         (Some("audio"), Some("audio/mp4")),
@@ -266,15 +254,7 @@ async fn audio_cleanup_denoises_and_levels_a_noisy_recording() {
     assert!((3900..=4200).contains(&ms), "{ms}");
     // The noise floor (the last second, after the speech) is far lower than before.
     let file = dir.join("cleaned.m4a");
-    let bytes = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap()
-    .bytes;
+    let bytes = result_of(port, &ana.token, &fin, true).bytes;
     std::fs::write(&file, bytes).unwrap();
     let rms = |path: &std::path::Path| {
         let s = moviola_media::audio::decode(path, |_| {}).unwrap();
@@ -318,18 +298,8 @@ async fn stabilize_steadies_an_uploaded_video_into_a_new_asset() {
     let asset = upload(port, &ana, project, &std::fs::read(&shaky).unwrap(), "shaky.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
-    let res = submit(port, &ana.token, project, json!({ "kind": "enhance.stabilize", "input": asset }));
-    assert_eq!(res.status, 201, "{}", res.body);
-    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
-    assert_eq!(fin["state"], "succeeded", "{fin}");
-    let result = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let fin = succeed(port, &ana.token, project, json!({ "kind": "enhance.stabilize", "input": asset })).await;
+    let result = result_of(port, &ana.token, &fin, false);
     assert_eq!(
         (
             result.body["kind"].as_str(),
@@ -427,14 +397,7 @@ async fn footage_is_upscaled_frame_by_frame() {
         assert_eq!(res.body["job"]["params"]["model"], model);
         let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
         assert_eq!(fin["state"], "succeeded", "{fin}");
-        let out = request(
-            port,
-            "GET",
-            &format!("/api/v1/assets/{}", fin["result_asset"]),
-            Some(&ana.token),
-            None,
-        )
-        .unwrap();
+        let out = result_of(port, &ana.token, &fin, false);
         assert_eq!(
             (out.body["kind"].as_str(), out.body["width"].as_i64(), out.body["height"].as_i64()),
             (Some("video"), Some(size.0), Some(size.1)),
@@ -478,18 +441,8 @@ async fn scene_cuts_become_markers_on_the_timeline() {
     .await
     .unwrap();
     sync.pump_until(Duration::from_secs(10), |c| c.acknowledged()).await.unwrap();
-    let res = submit(port, &ana.token, project, json!({ "kind": "analyze.scenes", "input": asset }));
-    assert_eq!(res.status, 201, "{}", res.body);
-    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
-    assert_eq!(fin["state"], "succeeded", "{fin}");
-    let list = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let fin = succeed(port, &ana.token, project, json!({ "kind": "analyze.scenes", "input": asset })).await;
+    let list = result_of(port, &ana.token, &fin, true);
     let cuts: Vec<i64> = list.body["cuts"]
         .as_array()
         .unwrap()
@@ -559,18 +512,7 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
     let job = json!({ "kind": "analyze.scenes", "input": asset, "params": { "model": "transnetv2", "split": true, "markers": false } });
     // Asked for before it is installed: refused, naming the command.
     let res = submit(port, &ana.token, project, job.clone());
-    assert_eq!(
-        (res.status, res.body["error"]["code"].as_str()),
-        (400, Some("model_not_installed")),
-        "{}",
-        res.body
-    );
-    assert!(
-        res.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("moviola models fetch transnetv2")
-    );
+    refused_until_fetched(&res, "transnetv2");
     copy_dir(&fetched_models().join("transnetv2"), &server.data_dir.join("models/transnetv2"));
     // A threshold outside the detector's range.
     let res = submit(
@@ -608,14 +550,7 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
     assert_eq!(res.body["job"]["params"]["threshold"], 0.5);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
-    let list = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let list = result_of(port, &ana.token, &fin, true);
     assert_eq!(list.body["method"], "transnetv2", "{}", list.body);
     assert_eq!(list.body["frames"], 138, "{}", list.body);
     let cuts: Vec<i64> = list.body["cuts"]
@@ -652,14 +587,7 @@ async fn transnet_finds_cuts_and_dissolves_and_splits_the_clip() {
     );
     assert_eq!(res.status, 201, "{}", res.body);
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
-    let list = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let list = result_of(port, &ana.token, &fin, true);
     assert_eq!(list.body["method"], "scdet");
     eprintln!("scdet on the same footage: {}", list.body["cuts"]);
     assert!(
@@ -793,18 +721,8 @@ async fn denoise_cleans_noisy_footage_and_sound() {
     let sound = upload(port, &ana, project, &std::fs::read(&wav).unwrap(), "hiss.wav").body["asset"]["id"]
         .as_i64()
         .unwrap();
-    let res = submit(port, &ana.token, project, json!({ "kind": "enhance.denoise", "input": sound }));
-    assert_eq!(res.status, 201, "{}", res.body);
-    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
-    assert_eq!(fin["state"], "succeeded", "{fin}");
-    let out = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap();
+    let fin = succeed(port, &ana.token, project, json!({ "kind": "enhance.denoise", "input": sound })).await;
+    let out = result_of(port, &ana.token, &fin, false);
     assert_eq!(
         (out.body["kind"].as_str(), out.body["mime"].as_str()),
         (Some("audio"), Some("audio/mp4")),
@@ -849,28 +767,11 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let job = json!({ "kind": "enhance.interpolate", "input": asset, "params": { "factor": 2 } });
     // Without the model: refused, naming the command.
     let res = submit(port, &ana.token, project, job.clone());
-    assert_eq!(
-        (res.status, res.body["error"]["code"].as_str()),
-        (400, Some("model_not_installed")),
-        "{}",
-        res.body
-    );
-    assert!(res.body["error"]["message"].as_str().unwrap().contains("moviola models fetch rife"));
+    refused_until_fetched(&res, "rife");
     copy_dir(&fetched_models().join("rife"), &server.data_dir.join("models/rife"));
-    let res = submit(port, &ana.token, project, job);
-    assert_eq!(res.status, 201, "{}", res.body);
-    let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
-    assert_eq!(fin["state"], "succeeded", "{fin}");
+    let fin = succeed(port, &ana.token, project, job).await;
     let file = dir.join("smooth.mp4");
-    let bytes = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap()
-    .bytes;
+    let bytes = result_of(port, &ana.token, &fin, true).bytes;
     std::fs::write(&file, bytes).unwrap();
     let info = moviola_media::probe(&file).unwrap();
     let v = info.video().unwrap();
@@ -906,15 +807,7 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let fin = wait_final(port, &ana.token, res.body["job"]["id"].as_i64().unwrap()).await;
     assert_eq!(fin["state"], "succeeded", "{fin}");
     let file = dir.join("smooth25.mp4");
-    let bytes = request(
-        port,
-        "GET",
-        &format!("/api/v1/assets/{}/content", fin["result_asset"]),
-        Some(&ana.token),
-        None,
-    )
-    .unwrap()
-    .bytes;
+    let bytes = result_of(port, &ana.token, &fin, true).bytes;
     std::fs::write(&file, bytes).unwrap();
     let info = moviola_media::probe(&file).unwrap();
     assert_eq!(info.video().unwrap().frame_rate, (25, 1), "{info:?}");
