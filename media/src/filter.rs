@@ -70,12 +70,30 @@ pub fn map_video(
     run_graph(input, Some(output), "null", Some(transform), None, rate, progress)
 }
 
-/// A cut between shots found by FFmpeg's `scdet` (scene change score 0..100).
+/// A cut between shots: the detector's score (scdet: 0..100; TransNetV2: the transition's
+/// peak probability).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct SceneCut {
-    /// Source time of the first frame of the new shot, in milliseconds from the first frame.
+    /// Source time of the first frame of the new shot, in milliseconds from the first frame
+    /// (rounded down).
     pub time_ms: i64,
+    /// The same time exactly, in timeline ticks (flicks): where to split so the new shot's
+    /// first frame is the clip's first (whole milliseconds fall between frames at 29.97 fps).
+    pub ticks: i64,
     pub score: f64,
+}
+
+/// Source time of a filtered frame as `(milliseconds, ticks)` from the file's origin (see
+/// `start_of`); `None` for a crafted timestamp that would give an absurd time.
+pub(crate) fn frame_time(f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64) -> Option<(i64, i64)> {
+    let ms = frame_time_ms(f, tb, origin)?;
+    let pts = f.pts().or(f.timestamp()).unwrap_or(origin).saturating_sub(origin);
+    let ticks = i64::try_from(
+        i128::from(pts) * i128::from(tb.numerator()) * i128::from(moviola_crdt::time::TICKS_PER_SECOND)
+            / i128::from(tb.denominator().max(1)),
+    )
+    .ok()?;
+    Some((ms, ticks))
 }
 
 /// Source time of a filtered frame in milliseconds from the file's origin (see `start_of`), as
@@ -95,8 +113,8 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
         // `lavfi.scd.time`.
         if meta.get("lavfi.scd.time").is_some() {
             let score = meta.get("lavfi.scd.score").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            if let Some(time_ms) = frame_time_ms(f, tb, origin) {
-                cuts.push(SceneCut { time_ms, score });
+            if let Some((time_ms, ticks)) = frame_time(f, tb, origin) {
+                cuts.push(SceneCut { time_ms, ticks, score });
             }
         }
     };
@@ -113,17 +131,17 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
 }
 
 /// Every frame of the video, upright, scaled to `width`×`height` RGB (bicubic, as the ffmpeg
-/// CLI's `-s` does), handed to `each` with its source time in milliseconds (see
-/// `frame_time_ms`). Returns the number of frames.
+/// CLI's `-s` does), handed to `each` with its source time as `(milliseconds, ticks)` (see
+/// `frame_time`). Returns the number of frames.
 pub fn each_frame_scaled(
     input: &Path,
     width: u32,
     height: u32,
-    each: &mut dyn FnMut(i64, &[u8]),
+    each: &mut dyn FnMut((i64, i64), &[u8]),
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<u64, MediaError> {
     let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
-    let mut last_ms = 0;
+    let mut last = (0, 0);
     let mut inspect = |f: &ff::util::frame::video::Video, tb: ff::Rational, origin: i64| {
         rgb.clear();
         let (w, h, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
@@ -131,8 +149,8 @@ pub fn each_frame_scaled(
             rgb.extend_from_slice(&f.data(0)[row * stride..row * stride + w * 3]);
         }
         // A frame with an unreadable time keeps its predecessor's.
-        last_ms = frame_time_ms(f, tb, origin).unwrap_or(last_ms);
-        each(last_ms, &rgb);
+        last = frame_time(f, tb, origin).unwrap_or(last);
+        each(last, &rgb);
     };
     let graph = format!("scale={width}:{height}:flags=bicubic,format=rgb24");
     Ok(run_graph(input, None, &graph, None, Some(&mut inspect), Rate::Times(1), progress)?.frames)

@@ -189,6 +189,26 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(moviola_actors::jobs::supervisor::hex(&h.finalize()))
 }
 
+/// [`sha256_file`], remembered while the file's size and modification time stay the same:
+/// preflight asks on every job submission, and the weights are tens of megabytes.
+fn sha256_cached(path: &Path) -> std::io::Result<String> {
+    type Seen = std::collections::HashMap<std::path::PathBuf, (u64, std::time::SystemTime, String)>;
+    static SEEN: std::sync::Mutex<Option<Seen>> = std::sync::Mutex::new(None);
+    let meta = std::fs::metadata(path)?;
+    let stamp = (meta.len(), meta.modified()?);
+    if let Some((len, modified, sha)) = SEEN.lock().ok().and_then(|m| m.as_ref()?.get(path).cloned())
+        && (len, modified) == stamp
+    {
+        return Ok(sha);
+    }
+    let sha = sha256_file(path)?;
+    if let Ok(mut m) = SEEN.lock() {
+        m.get_or_insert_with(Default::default)
+            .insert(path.to_path_buf(), (stamp.0, stamp.1, sha.clone()));
+    }
+    Ok(sha)
+}
+
 /// Whether every file of `spec` is present with its checksum, and the record is converted.
 /// The catalogue entry of `name`.
 pub fn spec(name: &str) -> &'static ModelSpec {
@@ -199,7 +219,7 @@ pub fn installed(models_dir: &Path, spec: &ModelSpec) -> bool {
     let dir = models_dir.join(spec.name);
     spec.files
         .iter()
-        .all(|(_, name, sha)| sha256_file(&dir.join(name)).is_ok_and(|s| s == *sha))
+        .all(|(_, name, sha)| sha256_cached(&dir.join(name)).is_ok_and(|s| s == *sha))
         && dir.join(spec.record).is_file()
 }
 

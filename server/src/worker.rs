@@ -401,7 +401,7 @@ fn denoise(input: &str, output: &str, sigma: &str, strength: &str) -> Result<Val
 }
 
 /// Shot boundaries: TransNetV2 on every frame at 48×27 (streamed, one window in memory), or
-/// FFmpeg's scdet. Writes `{method, threshold, frames, cuts: [{time_ms, score}]}`, each cut at
+/// FFmpeg's scdet. Writes `{method, threshold, frames, cuts: [{time_ms, ticks, score}]}`, each cut at
 /// the first frame of the new shot (after a gradual transition: where it ends).
 fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str) -> Result<Value, moviola_media::MediaError> {
     use moviola_media::MediaError;
@@ -424,8 +424,8 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
                 .map_err(|e| MediaError::Spec(format!("cannot load transnetv2 ({e}): run `moviola models fetch transnetv2`")))?;
             let mut stream = ShotStream::new(&net, CpuDevice);
             let mut times = Vec::new();
-            let mut each = |ms: i64, rgb: &[u8]| {
-                times.push(ms);
+            let mut each = |time: (i64, i64), rgb: &[u8]| {
+                times.push(time);
                 stream.push(rgb);
             };
             // The network runs as frames arrive, so decoding's progress is the job's.
@@ -442,7 +442,8 @@ fn scenes(input: &str, output: &str, model: &str, threshold: &str, models: &str)
                         .take_while(|v| f64::from(**v) > threshold)
                         .fold(0f32, |m, v| m.max(*v));
                     moviola_media::filter::SceneCut {
-                        time_ms: times[i],
+                        time_ms: times[i].0,
+                        ticks: times[i].1,
                         score: (f64::from(run) * 1000.0).round() / 1000.0,
                     }
                 })

@@ -698,7 +698,7 @@ impl JobKind {
                 "input": "video",
                 "credits_per_minute": 1,
                 "model": "transnetv2 (moviola models fetch transnetv2; the default where installed) or scdet (FFmpeg, hard cuts only)",
-                "output": "a JSON asset {method, threshold, frames, cuts: [{time_ms, score}]}; markers on the timeline, or clips split at the cuts",
+                "output": "a JSON asset {method, threshold, frames, cuts: [{time_ms, ticks, score}]}; markers on the timeline, or clips split at the cuts",
                 "params": {
                     "model": { "enum": ["transnetv2", "scdet"], "optional": true },
                     "threshold": { "type": "number", "about": "transnetv2: transition probability 0.05..0.95 (default 0.5); scdet: score 1..50 (default 10)", "optional": true },
@@ -783,8 +783,9 @@ impl JobKind {
                 if p.scale == 0.0 && p.height.is_none() {
                     return Err("give a scale (1 to 4) or a target height".into());
                 }
-                // A target height's factor is set by the server once it knows the input.
-                if p.height.is_some() && p.scale == 0.0 {
+                // A target height's factor is set by the server once it knows the input (a
+                // scale given beside it is replaced).
+                if p.height.is_some() {
                     return Ok(Params::Upscale(p));
                 }
                 if !(1.0..=4.0).contains(&p.scale) || !p.scale.is_finite() {
@@ -933,10 +934,21 @@ impl JobKind {
                 });
             }
             if let Params::Denoise(_) = params
+                && width == 0
+            {
+                // Sound only: RNNoise, at about `audio.cleanup`'s pace.
+                return Ok(Estimate {
+                    credits: (minutes.ceil() as i64).max(1),
+                    eta_ms: (minutes.max(0.05) * JobKind::AudioCleanup.default_ms_per_megapixel()).ceil() as i64 + 500,
+                    memory_bytes: 256 << 20,
+                    output_width: 0,
+                    output_height: 0,
+                });
+            }
+            if let Params::Denoise(_) = params
                 && width > 0
             {
-                // Pictures: non-local means on every frame at an assumed 30 fps. (Sound only,
-                // with no picture size, falls to the per-minute estimate below.)
+                // Pictures: non-local means on every frame at an assumed 30 fps.
                 let frames = minutes * 60.0 * 30.0;
                 let eta_ms = frames * (f64::from(width) * f64::from(height) / 1e6) * DENOISE_MS_PER_MEGAPIXEL + 2000.0;
                 if eta_ms > MAX_RENDER_MS {
@@ -1445,11 +1457,13 @@ pub fn run_media(
         }
     });
     let _ = std::fs::remove_file(&preview_path);
+    let _ = std::fs::remove_file(out.with_extension("preview.part.png"));
     let _ = std::fs::remove_file(&job_file);
     // The worker's temporary files (see `moviola worker export`), even if it was killed.
     let _ = std::fs::remove_dir_all(out.with_extension("work"));
     let result = answer.and_then(|v| {
-        if v["kind"] == "audio" {
+        // Only a denoise of sound-only input answers with sound.
+        if matches!(params, Params::Denoise(_)) && v["kind"] == "audio" {
             (ext, mime, asset_kind) = ("m4a", "audio/mp4", "audio");
         }
         let (width, height) = (v["width"].as_u64().unwrap_or(0) as u32, v["height"].as_u64().unwrap_or(0) as u32);

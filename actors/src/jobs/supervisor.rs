@@ -329,8 +329,8 @@ impl GpuSupervisor {
         );
     }
 
-    /// At every cut that falls inside a clip of the analysed footage: a marker, and/or a split
-    /// of the clip, for everyone. Clips on locked tracks are not split (their markers still
+    /// At every cut (source ticks) that falls inside a clip of the analysed footage: a marker,
+    /// and/or a split of the clip, for everyone. Clips on locked tracks are not split (their markers still
     /// come); an edit the document refuses is logged and the rest go on.
     fn mark_scenes(&mut self, ctx: &mut Context<Self>, job: JobId, project: ProjectId, input: AssetId, todo: SceneEdits, cuts: Vec<i64>) {
         let (store, hub) = (self.store.clone(), self.hub.clone());
@@ -343,57 +343,68 @@ impl GpuSupervisor {
                     .ok_or("project deleted")?;
                 let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
                 let actor = hub.project(project, doc);
-                let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
                 let asset = input.to_string();
-                let per_ms = moviola_crdt::time::TICKS_PER_SECOND / 1000;
-                let mut ops = Vec::new();
-                for track in &timeline.tracks {
-                    for clip in track.clips.iter().filter(|c| c.asset == asset) {
-                        // Timeline times of the cuts strictly inside the clip, at most
-                        // MAX_SCENE_MARKERS per clip: noisy footage at a low threshold must not
-                        // flood everyone's timeline (the full list is the asset).
-                        let inside: Vec<(usize, i64)> = cuts
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, ms)| {
-                                let source = ms.checked_mul(per_ms)?;
-                                (source > clip.source_in && source < clip.source_out).then(|| {
-                                    let at = clip.start
-                                        + (i128::from(source - clip.source_in) * i128::from(clip.speed_den)
-                                            / i128::from(clip.speed_num.max(1))) as i64;
-                                    (i, at)
-                                })
-                            })
-                            .filter(|(_, at)| *at > clip.start && *at < clip.start + clip.duration())
-                            .take(MAX_SCENE_MARKERS)
-                            .collect();
-                        if todo.markers {
-                            for (i, at) in &inside {
-                                ops.push(moviola_crdt::EditOp::AddMarker {
-                                    id: format!("scene-{job}-{}-{i}", clip.id),
-                                    time: *at,
-                                    label: format!("Cut {}", i + 1),
-                                    color: "#4dabf7".into(),
-                                });
-                            }
-                        }
-                        if todo.split && !track.locked {
-                            // From the last cut back, so the clip keeps its id and each split
-                            // falls inside what is left of it.
-                            for (i, at) in inside.iter().rev() {
-                                ops.push(moviola_crdt::EditOp::SplitClip {
-                                    id: clip.id.clone(),
-                                    at: *at,
-                                    new_id: format!("{}-shot-{job}-{i}", clip.id),
-                                });
-                            }
+                let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
+                let clips: Vec<String> = timeline
+                    .tracks
+                    .iter()
+                    .flat_map(|t| &t.clips)
+                    .filter(|c| c.asset == asset)
+                    .map(|c| c.id.clone())
+                    .collect();
+                for id in clips {
+                    // Each clip as it is now (a collaborator may have moved or trimmed it since),
+                    // its edits sent right after.
+                    let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
+                    let Some((track, clip)) = timeline
+                        .tracks
+                        .iter()
+                        .find_map(|t| t.clips.iter().find(|c| c.id == id && c.asset == asset).map(|c| (t, c)))
+                    else {
+                        continue;
+                    };
+                    // Timeline times of the cuts strictly inside the clip, at most
+                    // MAX_SCENE_MARKERS per clip: noisy footage at a low threshold must not flood
+                    // everyone's timeline (the full list is the asset).
+                    let inside: Vec<(usize, i64)> = cuts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, source)| **source > clip.source_in && **source < clip.source_out)
+                        .map(|(i, source)| {
+                            let at = clip.start
+                                + (i128::from(source - clip.source_in) * i128::from(clip.speed_den) / i128::from(clip.speed_num.max(1)))
+                                    as i64;
+                            (i, at)
+                        })
+                        .filter(|(_, at)| *at > clip.start && *at < clip.start + clip.duration())
+                        .take(MAX_SCENE_MARKERS)
+                        .collect();
+                    let mut ops = Vec::new();
+                    if todo.markers {
+                        for (i, at) in &inside {
+                            ops.push(moviola_crdt::EditOp::AddMarker {
+                                id: format!("scene-{job}-{}-{i}", clip.id),
+                                time: *at,
+                                label: format!("Cut {}", i + 1),
+                                color: "#4dabf7".into(),
+                            });
                         }
                     }
-                }
-                for op in ops {
-                    match actor.send(ServerEdit { op, dry_run: false }).await.map_err(|e| e.to_string())? {
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!(job = %job, %err, "a scene edit was refused"),
+                    if todo.split && !track.locked {
+                        // From the last cut back, so the clip keeps its id and each split falls
+                        // inside what is left of it.
+                        for (i, at) in inside.iter().rev() {
+                            ops.push(moviola_crdt::EditOp::SplitClip {
+                                id: clip.id.clone(),
+                                at: *at,
+                                new_id: format!("{}-shot-{job}-{i}", clip.id),
+                            });
+                        }
+                    }
+                    for op in ops {
+                        if let Err(err) = actor.send(ServerEdit { op, dry_run: false }).await.map_err(|e| e.to_string())? {
+                            tracing::warn!(job = %job, %err, "a scene edit was refused");
+                        }
                     }
                 }
                 Ok::<(), String>(())
@@ -753,9 +764,15 @@ impl GpuSupervisor {
                     markers: p["markers"].as_bool() != Some(false),
                     split: p["split"].as_bool() == Some(true),
                 };
+                // Each cut's exact source time in ticks (from its milliseconds for older lists).
+                let per_ms = moviola_crdt::time::TICKS_PER_SECOND / 1000;
                 let cuts = serde_json::from_slice::<Value>(&output.bytes).ok()?["cuts"]
                     .as_array()
-                    .map(|c| c.iter().filter_map(|c| c["time_ms"].as_i64()).collect::<Vec<_>>())
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|c| c["ticks"].as_i64().or_else(|| c["time_ms"].as_i64()?.checked_mul(per_ms)))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default();
                 (todo.markers || todo.split).then_some((todo, cuts))
             })
