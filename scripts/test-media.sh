@@ -13,7 +13,12 @@ mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "test-media: downloading opencv-doc (OpenCV's sample videos)"
-(cd "$tmp" && apt-get download opencv-doc >/dev/null)
+if ! (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1); then
+    # No package lists yet on this machine: fetch them, then try again.
+    if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    (cd "$tmp" && apt-get download opencv-doc >/dev/null)
+fi
 dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar -x -C "$tmp" \
     ./usr/share/doc/opencv-doc/examples/data/Megamind.avi \
     ./usr/share/doc/opencv-doc/examples/data/tree.avi \
