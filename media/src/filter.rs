@@ -130,6 +130,9 @@ pub fn detect_scenes(input: &Path, threshold: f64, progress: &mut dyn FnMut(u64,
     Ok(cuts)
 }
 
+/// Sees each scaled frame: its source time as `(milliseconds, ticks)`, and its RGB pixels.
+pub type EachFrame<'a> = &'a mut dyn FnMut((i64, i64), &[u8]);
+
 /// Every frame of the video, upright, scaled to `width`×`height` RGB (bicubic, as the ffmpeg
 /// CLI's `-s` does), handed to `each` with its source time as `(milliseconds, ticks)` (see
 /// `frame_time`). Returns the number of frames.
@@ -137,7 +140,7 @@ pub fn each_frame_scaled(
     input: &Path,
     width: u32,
     height: u32,
-    each: &mut dyn FnMut((i64, i64), &[u8]),
+    each: EachFrame<'_>,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<u64, MediaError> {
     let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
@@ -345,7 +348,7 @@ fn run_graph(
                             "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
                             decoded.width(),
                             decoded.height(),
-                            i32::from(ff::ffi::AVPixelFormat::from(decoded.format()) as i32),
+                            ff::ffi::AVPixelFormat::from(decoded.format()) as i32,
                             tb.numerator(),
                             tb.denominator(),
                             sar.numerator(),
