@@ -23,6 +23,7 @@ pub enum WorkerError {
 
 /// `moviola worker ARGS…` (called by `main`). Returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
+    exit_with_the_server();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["probe", input] => moviola_media::probe(Path::new(input)).map(|info| serde_json::to_value(info).unwrap_or(Value::Null)),
         ["thumbnail", input, output, at_ms, max_side] => {
@@ -286,6 +287,22 @@ fn written_video(output: &Path, r: &moviola_media::filter::FilterReport) -> Resu
         let _ = img.save_with_format(output.with_extension("thumb.png"), image::ImageFormat::Png);
     }
     Ok(json!({ "width": w, "height": h, "frames": r.frames, "duration_ms": info.duration_ms, "media": info }))
+}
+
+/// Ends this worker as soon as the server that started it is gone (killed or crashed): the
+/// worker's parent changes when the server dies, and a render nobody will collect must not go
+/// on for hours beside the retried job. Its scratch files go when the server next starts (it
+/// empties `media/tmp`).
+fn exit_with_the_server() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(3);
+            }
+        }
+    });
 }
 
 /// A small still of the latest result frame beside the output (`OUT.preview.png`), at most
