@@ -1,17 +1,10 @@
 //! Shot boundaries (FFmpeg scdet) on a synthetic concatenation with known cut points.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn cuts_of_a_concatenation_are_found_to_the_frame() {
-    let dir = std::env::temp_dir().join(format!("moviola-scenes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file: PathBuf = dir.join("cuts.mp4");
-    // Four one-second shots of different content, 25 fps: cuts at 1, 2 and 3 s.
-    let graph = "testsrc2=size=320x240:rate=25:duration=1[a];mandelbrot=size=320x240:rate=25,trim=duration=1,setpts=PTS-STARTPTS[b];\
-                 smptebars=size=320x240:rate=25:duration=1[c];color=c=0x336699:size=320x240:rate=25:duration=1,noise=alls=30:allf=t[d];\
-                 [a][b][c][d]concat=n=4:v=1:a=0,format=yuv420p";
+/// A lavfi filter graph encoded to H.264 at `file`.
+fn encode(graph: &str, file: &Path) {
     let status = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -25,10 +18,22 @@ fn cuts_of_a_concatenation_are_found_to_the_frame() {
             "-crf",
             "18",
         ])
-        .arg(&file)
+        .arg(file)
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn cuts_of_a_concatenation_are_found_to_the_frame() {
+    let dir = std::env::temp_dir().join(format!("moviola-scenes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join("cuts.mp4");
+    // Four one-second shots of different content, 25 fps: cuts at 1, 2 and 3 s.
+    let graph = "testsrc2=size=320x240:rate=25:duration=1[a];mandelbrot=size=320x240:rate=25,trim=duration=1,setpts=PTS-STARTPTS[b];\
+                 smptebars=size=320x240:rate=25:duration=1[c];color=c=0x336699:size=320x240:rate=25:duration=1,noise=alls=30:allf=t[d];\
+                 [a][b][c][d]concat=n=4:v=1:a=0,format=yuv420p";
+    encode(graph, &file);
     let cuts = moviola_media::filter::detect_scenes(&file, 10.0, &mut |_, _| true).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let truth = [1000i64, 2000, 3000];
@@ -49,23 +54,7 @@ fn cut_times_are_exact_in_ticks_at_ntsc_rates() {
     let file: PathBuf = dir.join("ntsc.mp4");
     let graph = "testsrc2=size=320x240:rate=30000/1001:duration=1.001[a];smptebars=size=320x240:rate=30000/1001:duration=1.001[b];\
                  [a][b]concat=n=2:v=1:a=0,format=yuv420p";
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-filter_complex",
-            graph,
-            "-c:v",
-            "libx264",
-            "-crf",
-            "18",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    encode(graph, &file);
     let cuts = moviola_media::filter::detect_scenes(&file, 10.0, &mut |_, _| true).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let frame_ticks = moviola_crdt::time::TICKS_PER_SECOND * 1001 / 30000;

@@ -61,6 +61,31 @@ async fn wait_final(port: u16, token: &str, job: i64) -> serde_json::Value {
     panic!("job {job} did not finish");
 }
 
+/// Half a second of a moving test pattern at 10 fps and `size` with a tone, H.264 + AAC.
+fn half_second_with_sound(clip: &std::path::Path, size: &str) {
+    let picture = format!("testsrc2=size={size}:rate=10:duration=0.5");
+    crate::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &picture,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.5",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        clip,
+    );
+}
+
 /// The answer to a job whose model is not installed: refused, naming the command to run.
 fn refused_until_fetched(res: &moviola_tests::http::Response, model: &str) {
     assert_eq!(
@@ -343,26 +368,7 @@ async fn footage_is_upscaled_frame_by_frame() {
     let dir = server.data_dir.join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("tiny.mp4");
-    crate::ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=10:duration=0.5",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=0.5",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-        &clip,
-    );
+    half_second_with_sound(&clip, "64x48");
     let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "tiny.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();
@@ -751,26 +757,7 @@ async fn rife_doubles_the_frame_rate_of_footage() {
     let dir = server.data_dir.join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("walk.mp4");
-    crate::ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=96x64:rate=10:duration=0.5",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=0.5",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-        &clip,
-    );
+    half_second_with_sound(&clip, "96x64");
     let asset = upload(port, &ana, project, &std::fs::read(&clip).unwrap(), "walk.mp4").body["asset"]["id"]
         .as_i64()
         .unwrap();

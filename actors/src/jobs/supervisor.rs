@@ -309,13 +309,8 @@ impl GpuSupervisor {
         let (store, hub, project, id) = (self.store.clone(), self.hub.clone(), job.project_id, job.id);
         ctx.spawn(
             async move {
-                let p = store
-                    .project_by_id(project)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("project deleted")?;
-                let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
-                hub.project(project, doc)
+                project_actor(&store, &hub, project)
+                    .await?
                     .send(ServerEdit { op, dry_run: false })
                     .await
                     .map_err(|e| e.to_string())?
@@ -336,13 +331,7 @@ impl GpuSupervisor {
         let (store, hub) = (self.store.clone(), self.hub.clone());
         ctx.spawn(
             async move {
-                let p = store
-                    .project_by_id(project)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("project deleted")?;
-                let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
-                let actor = hub.project(project, doc);
+                let actor = project_actor(&store, &hub, project).await?;
                 let asset = input.to_string();
                 let timeline = actor.send(crate::project::ReadTimeline).await.map_err(|e| e.to_string())??;
                 let clips: Vec<String> = timeline
@@ -861,6 +850,17 @@ impl GpuSupervisor {
             }
         }));
     }
+}
+
+/// The running actor of `project` (started if need be), for server edits to its timeline.
+async fn project_actor(store: &Store, hub: &Hub, project: ProjectId) -> Result<Addr<crate::project::ProjectActor>, String> {
+    let p = store
+        .project_by_id(project)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("project deleted")?;
+    let doc = moviola_crdt::wire::DocumentId::parse(&p.doc_id).map_err(|e| e.to_string())?;
+    Ok(hub.project(project, doc))
 }
 
 /// What an `analyze.scenes` job does on the timeline with its cuts.
