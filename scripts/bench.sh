@@ -22,7 +22,8 @@ case "${1:-sync}" in
         target/release/moviola models fetch
         python3 -m venv target/ncnn-venv
         target/ncnn-venv/bin/pip install -q ncnn==1.0.20261020 numpy
-        NCNN_PYTHON=target/ncnn-venv/bin/python cargo bench --locked -p moviola-models --bench esrgan
+        # Absolute: cargo runs benches from the crate's folder. The bench fails if ncnn does.
+        NCNN_PYTHON="$PWD/target/ncnn-venv/bin/python" cargo bench --locked -p moviola-models --bench esrgan
         cargo bench --locked -p moviola-models --bench rife
         cargo bench --locked -p moviola-models --bench transnet
         cargo bench --locked -p moviola-models --bench denoise

@@ -10,6 +10,7 @@
 //! # Crate features
 //! None.
 
+pub mod chunks;
 pub mod hub;
 pub mod jobs;
 pub mod limits;

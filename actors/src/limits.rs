@@ -21,6 +21,11 @@ pub struct Limits {
     pub heartbeat_interval: Duration,
     /// A client that sent nothing (not even a pong) for this long is disconnected.
     pub client_timeout: Duration,
+    /// Largest `ephemeral` (presence) payload relayed; larger ones are refused with an `error`.
+    pub max_ephemeral_bytes: usize,
+    /// Sustained ephemeral payload bytes per second per session (bursts up to twice this);
+    /// presence past it is dropped.
+    pub ephemeral_bytes_per_second: u32,
 }
 
 impl Default for Limits {
@@ -33,6 +38,8 @@ impl Default for Limits {
             outbound_queue: 1024,
             heartbeat_interval: Duration::from_secs(5),
             client_timeout: Duration::from_secs(30),
+            max_ephemeral_bytes: 4096,
+            ephemeral_bytes_per_second: 65536,
         }
     }
 }

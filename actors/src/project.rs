@@ -163,14 +163,47 @@ impl ProjectActor {
                 }
             };
             let mut message = message;
+            if peer.role.can_edit() {
+                // A change automerge would drop silently (bad checksum) is refused out loud;
+                // the rest of the message is handled, so the exchange goes on.
+                let bad = message.changes.iter().find_map(|chunk| crate::chunks::verify(chunk).err());
+                if let Some(bad) = bad {
+                    message.changes = sync::ChunkList::empty();
+                    let text = format!(
+                        "sync message for document {} carries a change that cannot be applied ({bad}); its changes were not applied and nothing was stored",
+                        self.doc_id
+                    );
+                    let peer = &self.peers[&conn];
+                    self.send_error(peer, text);
+                }
+            }
+            let peer = self.peers.get_mut(&conn).expect("peer present");
             if !peer.role.can_edit() {
                 // A viewer holding changes we lack has edited locally. Refuse them: drop the
-                // changes and pretend its heads are the ones we know, so the exchange settles
-                // instead of asking for those changes forever.
+                // changes, and take as its heads what it has of ours, so that the exchange
+                // settles instead of asking for those changes forever. Its own changes usually
+                // sit on top of our heads, so merely dropping the unknown heads would often
+                // leave none — which automerge reads as "the peer lost everything" and answers
+                // with the whole document, over and over. What it has of ours is the known part
+                // of its heads plus the heads of its last sync with us.
                 let before = message.heads.len();
                 message.heads.retain(|h| self.doc.get_change_by_hash(h).is_some());
                 message.changes = sync::ChunkList::empty();
-                if message.heads.len() != before && !peer.told_read_only {
+                let refused = message.heads.len() != before;
+                if refused {
+                    for have in &message.have {
+                        for h in &have.last_sync {
+                            if !message.heads.contains(h) && self.doc.get_change_by_hash(h).is_some() {
+                                message.heads.push(*h);
+                            }
+                        }
+                    }
+                    if message.heads.is_empty() {
+                        message.heads = peer.state.last_sent_heads.clone();
+                    }
+                    message.heads.sort();
+                }
+                if refused && !peer.told_read_only {
                     peer.told_read_only = true;
                     let text = format!(
                         "your role in this project is {}: your changes to document {} were refused and are neither stored nor shared",

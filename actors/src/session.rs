@@ -148,6 +148,7 @@ pub fn start(req: &HttpRequest, payload: web::Payload, hub: Hub, user: UserId, s
         SessionActor {
             conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             bucket: TokenBucket::new(limits.messages_per_second),
+            ephemeral_bucket: TokenBucket::new(limits.ephemeral_bytes_per_second),
             hub,
             user,
             outbox,
@@ -156,6 +157,7 @@ pub fn start(req: &HttpRequest, payload: web::Payload, hub: Hub, user: UserId, s
             docs: HashMap::new(),
             last_seen: Instant::now(),
             last_throttle_error: None,
+            last_ephemeral_throttle_error: None,
         }
     });
     Ok(response)
@@ -179,11 +181,15 @@ impl TokenBucket {
     }
 
     fn take(&mut self) -> bool {
+        self.take_n(1.0)
+    }
+
+    fn take_n(&mut self, n: f64) -> bool {
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(2.0 * self.rate);
         self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -206,8 +212,11 @@ pub struct SessionActor {
     peer_id: Option<String>,
     docs: HashMap<DocumentId, DocAccess>,
     bucket: TokenBucket,
+    /// Ephemeral payload bytes.
+    ephemeral_bucket: TokenBucket,
     last_seen: Instant,
     last_throttle_error: Option<Instant>,
+    last_ephemeral_throttle_error: Option<Instant>,
 }
 
 impl SessionActor {
@@ -264,7 +273,17 @@ impl SessionActor {
                     self.close(CloseCode::Protocol, "unsupported protocol version");
                     return;
                 }
-                self.peer_id = Some(sender_id.clone());
+                match &self.peer_id {
+                    // A repeated join as the same peer is answered again; nothing changes.
+                    Some(current) if *current == sender_id => {}
+                    Some(current) => {
+                        self.send_error(format!(
+                            "this connection already joined as peer {current}: one peer per connection; open another connection for peer {sender_id}"
+                        ));
+                        return;
+                    }
+                    None => self.peer_id = Some(sender_id.clone()),
+                }
                 self.send(wire::Message::Peer {
                     sender_id: self.hub.peer_id().to_owned(),
                     target_id: sender_id,
@@ -287,6 +306,25 @@ impl SessionActor {
                 data,
                 ..
             } => {
+                let limits = self.hub.limits();
+                if data.len() > limits.max_ephemeral_bytes {
+                    self.send_error(format!(
+                        "ephemeral message of {} bytes for document {document_id} exceeds the limit of {} bytes; it was not relayed",
+                        data.len(),
+                        limits.max_ephemeral_bytes
+                    ));
+                    return;
+                }
+                if !self.ephemeral_bucket.take_n(data.len() as f64) {
+                    if self.last_ephemeral_throttle_error.is_none_or(|t| t.elapsed().as_secs() >= 1) {
+                        self.last_ephemeral_throttle_error = Some(Instant::now());
+                        self.send_error(format!(
+                            "presence rate limit exceeded: at most {} ephemeral bytes per second; messages past the limit were dropped",
+                            limits.ephemeral_bytes_per_second
+                        ));
+                    }
+                    return;
+                }
                 self.route(
                     document_id,
                     Routed::Ephemeral {

@@ -12,15 +12,27 @@ use moviola_models::NoProgress;
 use moviola_models::backend::{Cpu, CpuDevice};
 use moviola_models::esrgan::{Net4x, SrVggNetCompact, Upscaler};
 
+/// ncnn's seconds per frame, or `None` when `NCNN_PYTHON` is unset. When it is set, the
+/// reference must run: a failure is an error of the benchmark, never a silent skip.
 fn ncnn_seconds(dir: &std::path::Path, w: usize, h: usize, runs: usize, model: &str) -> Option<f64> {
-    let py = std::env::var("NCNN_PYTHON").ok()?;
-    let out = std::process::Command::new(py)
+    let py = PathBuf::from(std::env::var_os("NCNN_PYTHON")?);
+    // cargo runs benches from the crate's folder: a relative path would point elsewhere.
+    assert!(py.is_absolute(), "NCNN_PYTHON must be an absolute path, got {}", py.display());
+    let out = std::process::Command::new(&py)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bench_ncnn.py"))
         .arg(dir)
         .args([w.to_string(), h.to_string(), runs.to_string(), model.to_string()])
         .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok()
+        .unwrap_or_else(|e| panic!("cannot run the ncnn reference {}: {e}", py.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.trim().parse::<f64>() {
+        Ok(s) if out.status.success() => Some(s),
+        _ => panic!(
+            "the ncnn reference failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }
 
 fn measure<N: Net4x<Cpu>>(

@@ -89,9 +89,7 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
         "display_name",
     )?;
     let password = body.password.clone();
-    let hash = web::block(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let hash = state.passwords.hash(password).await?;
     let user = state
         .hub
         .store()
@@ -132,18 +130,13 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result
     let phc = user.as_ref().map(|u| u.password_hash.clone());
     let password = body.password.clone();
     // Verify even for an unknown email, so timing does not reveal which emails exist.
-    let ok = web::block(move || match phc {
-        Some(phc) => auth::verify_password(&password, &phc),
-        None => {
-            let _ = auth::verify_password(
-                &password,
-                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qj6NcrtWAFGbXJ7Dvx8bRDgLA3C1wMcKtTZzKqgQEw",
-            );
-            false
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    const UNKNOWN: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qj6NcrtWAFGbXJ7Dvx8bRDgLA3C1wMcKtTZzKqgQEw";
+    let known = phc.is_some();
+    let ok = state
+        .passwords
+        .verify(password, phc.unwrap_or_else(|| UNKNOWN.to_owned()))
+        .await?
+        && known;
     let user = match (user, ok) {
         (Some(user), true) => user,
         _ => return Err(ApiError::unauthorized("wrong email or password")),

@@ -61,6 +61,8 @@ pub struct RawServer {
     pub database_url: String,
     pub database_connections: u32,
     pub web_dir: String,
+    pub public_url: String,
+    pub allowed_origins: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,8 @@ pub struct RawServer {
 pub struct RawAuth {
     pub token_ttl_hours: u64,
     pub min_password_length: usize,
+    pub concurrent_password_hashes: usize,
+    pub password_wait_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +84,8 @@ pub struct RawLimits {
     pub outbound_queue: usize,
     pub heartbeat_interval_ms: u64,
     pub client_timeout_ms: u64,
+    pub max_ephemeral_bytes: usize,
+    pub ephemeral_bytes_per_second: u32,
     pub max_json_bytes: usize,
 }
 
@@ -101,6 +107,10 @@ pub struct Config {
     pub database_connections: u32,
     pub token_ttl: Duration,
     pub min_password_length: usize,
+    /// Password hashes computed at once (each holds 19 MiB while it runs).
+    pub concurrent_password_hashes: usize,
+    /// How long a sign-in waits for a free hashing slot before `503`.
+    pub password_wait: Duration,
     pub limits: Limits,
     pub max_json_bytes: usize,
     pub project: ProjectSettings,
@@ -115,6 +125,11 @@ pub struct Config {
     /// `<data_dir>/models`: learned models' weights (`moviola models fetch`).
     pub models_dir: PathBuf,
     pub max_export_minutes: u64,
+    /// `[server] public_url` without a trailing slash: the address people and webhooks reach
+    /// the server at. `None`: the listen address.
+    pub public_url: Option<String>,
+    /// Extra origins whose pages may open the WebSockets (`[server] allowed_origins`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// The studio's files: the configured folder, or else `web/dist` under the current folder or
@@ -231,11 +246,37 @@ impl Config {
         } else {
             return Err(invalid("server.database_url", "must start with sqlite:// or postgres://"));
         };
+        let public_url = match raw.server.public_url.trim() {
+            "" => None,
+            url if crate::origin::canonical(url).is_some() => Some(url.trim_end_matches('/').to_owned()),
+            url => {
+                return Err(invalid(
+                    "server.public_url",
+                    format!("{url:?} is not an address like https://studio.example.com"),
+                ));
+            }
+        };
+        let mut allowed_origins = Vec::new();
+        for origin in raw.server.allowed_origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if crate::origin::canonical(origin).is_none() {
+                return Err(invalid(
+                    "server.allowed_origins",
+                    format!("{origin:?} is not an origin like http://localhost:5173"),
+                ));
+            }
+            allowed_origins.push(origin.to_owned());
+        }
         let l = &raw.limits;
         if l.max_frame_bytes < 1024 || l.max_message_bytes < l.max_frame_bytes {
             return Err(invalid(
                 "limits",
                 "max_frame_bytes must be at least 1024 and max_message_bytes at least max_frame_bytes",
+            ));
+        }
+        if l.max_ephemeral_bytes == 0 || (l.ephemeral_bytes_per_second as usize) < l.max_ephemeral_bytes {
+            return Err(invalid(
+                "limits",
+                "max_ephemeral_bytes must be positive and ephemeral_bytes_per_second at least max_ephemeral_bytes",
             ));
         }
         if l.messages_per_second == 0 || l.sessions_per_user == 0 || l.outbound_queue == 0 {
@@ -289,12 +330,19 @@ impl Config {
             models_dir: data_dir.join("models"),
             max_export_minutes: raw.media.max_export_minutes.max(1),
             web_dir: find_web_dir(&raw.server.web_dir),
+            public_url,
+            allowed_origins,
             listen,
             data_dir,
             database_url,
             database_connections: raw.server.database_connections.max(1),
             token_ttl: Duration::from_secs(raw.auth.token_ttl_hours * 3600),
             min_password_length: raw.auth.min_password_length,
+            concurrent_password_hashes: match raw.auth.concurrent_password_hashes {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+            password_wait: Duration::from_millis(raw.auth.password_wait_ms.max(1)),
             limits: Limits {
                 max_frame_bytes: l.max_frame_bytes,
                 max_message_bytes: l.max_message_bytes,
@@ -303,6 +351,8 @@ impl Config {
                 outbound_queue: l.outbound_queue,
                 heartbeat_interval: Duration::from_millis(l.heartbeat_interval_ms),
                 client_timeout: Duration::from_millis(l.client_timeout_ms),
+                max_ephemeral_bytes: l.max_ephemeral_bytes,
+                ephemeral_bytes_per_second: l.ephemeral_bytes_per_second,
             },
             max_json_bytes: l.max_json_bytes,
             project: ProjectSettings {

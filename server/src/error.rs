@@ -11,6 +11,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra JSON under `error.details` (an estimate, for `confirmation_required`).
     pub details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header (a busy server's 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,6 +22,14 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
+        }
+    }
+    /// `503` with `Retry-After`: the server is at a limit; the request changed nothing.
+    pub fn busy(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
         }
     }
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -62,7 +72,11 @@ impl ResponseError for ApiError {
         if let Some(details) = &self.details {
             error["details"] = details.clone();
         }
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": error }))
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(serde_json::json!({ "error": error }))
     }
 }
 

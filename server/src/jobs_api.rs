@@ -101,9 +101,26 @@ fn clean_name(name: &str) -> String {
     if cleaned.is_empty() { "upload".into() } else { cleaned }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the upload exceeds the limit of {limit} bytes"),
+    )
+}
+
+/// The body length a request declares (`Content-Length`), if it declares one.
+fn req_content_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// `POST /projects/{id}/assets?name=…` with the file as the body. The type is decided by the
 /// content (PNG or JPEG), never by the name; nothing is stored unless it decodes.
 async fn upload_asset(
+    req: HttpRequest,
     state: web::Data<AppState>,
     authed: Authed,
     path: web::Path<i64>,
@@ -111,19 +128,20 @@ async fn upload_asset(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     use futures_util::StreamExt;
+    let limit = state.config.max_upload_bytes;
+    // Refused from its header, before anything is read or looked up.
+    let declared = req_content_length(&req);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
     let project = ProjectId(*path);
     let (_, role) = project_for(&state, authed.user.id, project).await?;
     require_editor(role)?;
-    let limit = state.config.max_upload_bytes;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the upload exceeds the limit of {limit} bytes"),
-            ));
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -1178,6 +1196,7 @@ struct EventsQuery {
 
 /// `/events?token=…&project=ID`: the project's job events as JSON text frames, for any member.
 pub async fn events_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    crate::check_origin(&req, &state)?;
     let authed = auth::authenticate(&req, &state).await?;
     let query = web::Query::<EventsQuery>::from_query(req.query_string())
         .map_err(|_| ApiError::bad_request("name the project to watch: /events?project=ID"))?;

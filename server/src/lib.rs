@@ -13,6 +13,7 @@ pub mod export_cli;
 pub mod files;
 pub mod jobs_api;
 pub mod models_cli;
+pub mod origin;
 pub mod worker;
 
 use std::future::Future;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub jobs: Addr<GpuSupervisor>,
     /// Key for signed file URLs (`files.rs`).
     pub url_key: Vec<u8>,
+    /// Browser origins allowed to open the WebSockets.
+    pub origins: origin::AllowedOrigins,
+    /// Password hashing with pooled memory (`auth.rs`).
+    pub passwords: auth::Passwords,
 }
 
 /// Starts one DeviceActor per compute device: always the CPU (burn `flex`), and with the
@@ -93,12 +98,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         max_live_jobs_per_user: config.jobs.max_live_jobs_per_user,
         media_dir: config.media_dir.clone(),
     };
+    let origins = origin::AllowedOrigins::new(config.public_url.as_deref(), listener.local_addr()?, &config.allowed_origins);
+    tracing::debug!(origins = ?origins.list().collect::<Vec<_>>(), "browser origins allowed on the WebSockets");
     let jobs = GpuSupervisor::new(hub.clone(), settings, start_devices(&config)).start();
     let state = web::Data::new(AppState {
         hub: hub.clone(),
         config: config.clone(),
         jobs,
         url_key: files::load_or_create_key(&config.data_dir)?,
+        origins,
+        passwords: auth::Passwords::new(config.concurrent_password_hashes, config.password_wait),
     });
     let max_json = config.max_json_bytes;
     let server = HttpServer::new(move || {
@@ -131,6 +140,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 /// `/sync`: the automerge-repo WebSocket. The token comes as `?token=` (browsers cannot set
 /// headers on a WebSocket) or `Authorization: Bearer`.
 async fn sync_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    check_origin(&req, &state)?;
     let hub = &state.hub;
     let authed = match auth::authenticate(&req, &state).await {
         Ok(authed) => authed,
@@ -152,6 +162,23 @@ async fn sync_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data
         return session::reject(&req, payload, hub.peer_id(), &message, CloseCode::Policy);
     };
     session::start(&req, payload, hub.clone(), authed.user.id, slot)
+}
+
+/// Refuses a browser's WebSocket upgrade from a page of another site (see `origin.rs`).
+pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), error::ApiError> {
+    let origin = req.headers().get(actix_web::http::header::ORIGIN).map(|v| v.to_str().unwrap_or("invalid"));
+    if state.origins.allows(origin) {
+        return Ok(());
+    }
+    tracing::info!(origin = origin.unwrap_or(""), path = req.path(), "WebSocket upgrade from a foreign origin refused");
+    Err(error::ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "origin_not_allowed",
+        format!(
+            "pages from {} may not open this WebSocket: only the studio's own origin and [server] allowed_origins may",
+            origin.unwrap_or("")
+        ),
+    ))
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
