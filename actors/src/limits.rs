@@ -26,6 +26,9 @@ pub struct Limits {
     /// Sustained ephemeral payload bytes per second per session (bursts up to twice this);
     /// presence past it is dropped.
     pub ephemeral_bytes_per_second: u32,
+    /// Testing only: each incoming document message waits a pseudo-random 0..this before it is
+    /// routed to its project (order kept). Zero in production.
+    pub test_jitter: Duration,
 }
 
 impl Default for Limits {
@@ -40,6 +43,7 @@ impl Default for Limits {
             client_timeout: Duration::from_secs(30),
             max_ephemeral_bytes: 4096,
             ephemeral_bytes_per_second: 65536,
+            test_jitter: Duration::ZERO,
         }
     }
 }

@@ -37,6 +37,17 @@ struct Peer {
     syncing: bool,
     /// The peer was told once that its changes are refused.
     told_read_only: bool,
+    /// Our heads in the last sync message actually sent to this peer (see `process_batch`).
+    told_heads: Vec<automerge::ChangeHash>,
+}
+
+impl Peer {
+    /// A fresh sync state, as after a (re)join.
+    fn reset_sync(&mut self) {
+        self.state = sync::State::new();
+        self.state.set_read_only(!self.role.can_edit());
+        self.told_heads.clear();
+    }
 }
 
 struct PendingSync {
@@ -215,14 +226,25 @@ impl ProjectActor {
                 }
             }
             let peer = self.peers.get_mut(&conn).expect("peer present");
+            tracing::trace!(project = %self.project, conn, heads = ?message.heads, need = ?message.need, changes = message.changes.len(), "sync message in");
             peer.syncing = true;
-            if let Err(err) = self.doc.receive_sync_message(&mut peer.state, message) {
+            // automerge assumes every received message is answered before the next one arrives:
+            // a message without changes whose heads equal ours makes it note "our heads were
+            // sent" (`last_sent_heads`). In a batch that is false when an earlier message of the
+            // same peer brought those heads: the peer was never told, so it was never
+            // acknowledged, and both sides then waited for each other. What was sent is ours to
+            // know, so it is put back.
+            let may_shortcut = message.changes.is_empty() && !message.heads.is_empty();
+            let received = self.doc.receive_sync_message(&mut peer.state, message);
+            if may_shortcut && received.is_ok() {
+                peer.state.last_sent_heads.clone_from(&peer.told_heads);
+            }
+            if let Err(err) = received {
                 let text = format!(
                     "sync message for document {} could not be applied ({err}); nothing was changed",
                     self.doc_id
                 );
-                peer.state = sync::State::new();
-                peer.state.set_read_only(!peer.role.can_edit());
+                peer.reset_sync();
                 let peer = &self.peers[&conn];
                 self.send_error(peer, text);
                 continue;
@@ -266,8 +288,7 @@ impl ProjectActor {
                             }
                         }
                         for peer in act.peers.values_mut() {
-                            peer.state = sync::State::new();
-                            peer.state.set_read_only(!peer.role.can_edit());
+                            peer.reset_sync();
                         }
                         act.phase = Phase::Loading;
                         act.load(ctx);
@@ -281,8 +302,11 @@ impl ProjectActor {
     fn flush(&mut self, only: Option<&[u64]>) {
         let server = self.hub.peer_id().to_owned();
         let wanted = |conn: &u64| only.is_none_or(|list| list.contains(conn));
-        for (_, peer) in self.peers.iter_mut().filter(|(conn, p)| p.syncing && wanted(conn)) {
-            if let Some(message) = self.doc.generate_sync_message(&mut peer.state) {
+        for (&conn, peer) in self.peers.iter_mut().filter(|(conn, p)| p.syncing && wanted(conn)) {
+            let generated = self.doc.generate_sync_message(&mut peer.state);
+            tracing::trace!(project = %self.project, conn, heads = ?generated.as_ref().map(|m| &m.heads), changes = generated.as_ref().map(|m| m.changes.len()), "sync message out");
+            if let Some(message) = generated {
+                peer.told_heads.clone_from(&message.heads);
                 let frame = wire::Message::Sync {
                     sender_id: server.clone(),
                     target_id: peer.peer_id.clone(),
@@ -406,6 +430,7 @@ impl Handler<Join> for ProjectActor {
                 state,
                 syncing: false,
                 told_read_only: false,
+                told_heads: Vec::new(),
             },
         );
         self.idle_since = None;
@@ -518,6 +543,11 @@ impl Handler<MemberChanged> for ProjectActor {
             }
             match msg.role {
                 Some(role) => {
+                    // Turning read-write resets the state with a sync-reset flag, so the peer
+                    // resends what it had sent in vain.
+                    if peer.role.can_edit() != role.can_edit() {
+                        peer.told_heads.clear();
+                    }
                     peer.role = role;
                     peer.state.set_read_only(!role.can_edit());
                     peer.told_read_only = false;

@@ -158,6 +158,7 @@ pub fn start(req: &HttpRequest, payload: web::Payload, hub: Hub, user: UserId, s
             last_seen: Instant::now(),
             last_throttle_error: None,
             last_ephemeral_throttle_error: None,
+            jitter_rng: (0x9e37_79b9_7f4a_7c15 ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)) | 1,
         }
     });
     Ok(response)
@@ -217,6 +218,8 @@ pub struct SessionActor {
     last_seen: Instant,
     last_throttle_error: Option<Instant>,
     last_ephemeral_throttle_error: Option<Instant>,
+    /// State of the `test_jitter` delays.
+    jitter_rng: u64,
 }
 
 impl SessionActor {
@@ -296,7 +299,7 @@ impl SessionActor {
             }
             _ if self.peer_id.is_none() => self.send_error(format!("send join before {}; the message was ignored", msg.kind())),
             wire::Message::Request { document_id, data, .. } | wire::Message::Sync { document_id, data, .. } => {
-                self.route(document_id, Routed::Sync(data), ctx, true);
+                self.route_maybe_later(document_id, Routed::Sync(data), ctx);
             }
             wire::Message::Ephemeral {
                 sender_id,
@@ -325,7 +328,7 @@ impl SessionActor {
                     }
                     return;
                 }
-                self.route(
+                self.route_maybe_later(
                     document_id,
                     Routed::Ephemeral {
                         sender_id,
@@ -334,7 +337,6 @@ impl SessionActor {
                         data,
                     },
                     ctx,
-                    true,
                 );
             }
             // No other server shares our storage, so there are no remote heads to gossip.
@@ -342,6 +344,25 @@ impl SessionActor {
             wire::Message::DocUnavailable { .. } | wire::Message::Peer { .. } => {}
             wire::Message::Error { message, .. } => tracing::info!(conn = self.conn, %message, "client reported an error"),
         }
+    }
+
+    /// Routes at once, or with `test_jitter` set after a pseudo-random delay. `ctx.wait` holds
+    /// back every later frame meanwhile, so the order of a session's messages is kept.
+    fn route_maybe_later(&mut self, doc: DocumentId, routed: Routed, ctx: &mut Context<Self>) {
+        let jitter = self.hub.limits().test_jitter;
+        if jitter.is_zero() {
+            return self.route(doc, routed, ctx, true);
+        }
+        // xorshift64: enough to spread delays, no dependency.
+        self.jitter_rng ^= self.jitter_rng << 13;
+        self.jitter_rng ^= self.jitter_rng >> 7;
+        self.jitter_rng ^= self.jitter_rng << 17;
+        let delay = std::time::Duration::from_micros(self.jitter_rng % (jitter.as_micros() as u64 + 1));
+        ctx.wait(
+            actix::clock::sleep(delay)
+                .into_actor(self)
+                .map(move |_, act, ctx| act.route(doc, routed, ctx, true)),
+        );
     }
 
     /// Sends a document message to its project, resolving access on first use.

@@ -86,6 +86,7 @@ pub struct RawLimits {
     pub client_timeout_ms: u64,
     pub max_ephemeral_bytes: usize,
     pub ephemeral_bytes_per_second: u32,
+    pub test_jitter_ms: u64,
     pub max_json_bytes: usize,
 }
 
@@ -353,6 +354,7 @@ impl Config {
                 client_timeout: Duration::from_millis(l.client_timeout_ms),
                 max_ephemeral_bytes: l.max_ephemeral_bytes,
                 ephemeral_bytes_per_second: l.ephemeral_bytes_per_second,
+                test_jitter: Duration::from_millis(l.test_jitter_ms),
             },
             max_json_bytes: l.max_json_bytes,
             project: ProjectSettings {

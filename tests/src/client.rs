@@ -127,8 +127,25 @@ impl SyncClient {
         Ok(client)
     }
 
+    /// With `MOVIOLA_TEST_TRACE` set, prints each sync message sent or received to stderr
+    /// (nextest shows it for a failing test).
+    fn trace(&self, direction: &str, m: &sync::Message) {
+        if std::env::var_os("MOVIOLA_TEST_TRACE").is_some() {
+            let have: Vec<_> = m.have.iter().map(|h| &h.last_sync).collect();
+            eprintln!(
+                "{} {direction} heads {:?} need {:?} have {have:?} changes {}",
+                &self.peer_id[..10],
+                m.heads,
+                m.need,
+                m.changes.len()
+            );
+        }
+    }
+
     async fn send_pending_sync(&mut self) -> Result<()> {
-        if let Some(m) = self.doc.sync().generate_sync_message(&mut self.state) {
+        let message = self.doc.sync().generate_sync_message(&mut self.state);
+        if let Some(m) = message {
+            self.trace("->", &m);
             let msg = Message::Sync {
                 sender_id: self.peer_id.clone(),
                 target_id: self.server_id.clone(),
@@ -152,6 +169,7 @@ impl SyncClient {
         match msg {
             Message::Sync { data, .. } => {
                 let m = sync::Message::decode(&data)?;
+                self.trace("<-", &m);
                 self.server_heads = m.heads.clone();
                 self.doc.sync().receive_sync_message(&mut self.state, m)?;
                 self.local_heads = self.doc.get_heads();
